@@ -1,0 +1,67 @@
+"""Shared fixtures: a tiny registered architecture and a catalog built in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+class TinyNet(nn.Module):
+    """A two-layer classifier with the backbone API, for registry and loading tests."""
+
+    classifier_keys = ("head.",)
+
+    def __init__(self, num_classes: int = 3, width: int = 8):
+        super().__init__()
+        self.num_features = width
+        self.body = nn.Linear(4, width)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.body(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.head = nn.Linear(self.num_features, num_classes)
+
+
+@pytest.fixture(scope="session")
+def tiny_arch() -> str:
+    from zoo import registry
+
+    def zoo_test_tinynet(**kwargs) -> nn.Module:
+        """A tiny classifier used only by the tests."""
+        return TinyNet(**kwargs)
+
+    if not registry.is_model("zoo_test_tinynet"):
+        registry.register_model(zoo_test_tinynet)
+    return "zoo_test_tinynet"
+
+
+@pytest.fixture
+def make_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Write ``entries`` as a catalog file and make it the packaged catalog for the test."""
+    from zoo import catalog as catalog_mod
+
+    def make(entries: dict) -> Path:
+        path = tmp_path / "checkpoints.yaml"
+        path.write_text(yaml.safe_dump(entries, sort_keys=False))
+        parsed = catalog_mod.parse_catalog(path)
+        monkeypatch.setattr(catalog_mod, "catalog", lambda: parsed)
+        monkeypatch.setattr("zoo.api.catalog", lambda: parsed)
+        return path
+
+    return make

@@ -1,0 +1,131 @@
+"""The public face of zoo: list, create and load models by name, read their cards and transforms."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from zoo import registry
+from zoo.catalog import CatalogEntry, catalog, get_entry
+
+if TYPE_CHECKING:
+    from zoo.card import Card
+
+log = logging.getLogger(__name__)
+
+
+def list_models(pattern: str | list[str] | None = None, pretrained: bool = False) -> list[str]:
+    """Architecture names (``pretrained=False``) or catalog checkpoint names, fnmatch-filtered."""
+    names = list(catalog()) if pretrained else registry.model_names()
+    return registry.filter_names(names, pattern)
+
+
+def _classifier_keys(model: nn.Module) -> tuple[str, ...]:
+    return tuple(getattr(model, "classifier_keys", ()))
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` strictly; only the model's listed classifier keys may be missing/mismatched.
+
+    A checkpoint trained for another number of classes keeps the freshly initialised head of
+    ``model``: its head keys are dropped here, by name, and nothing else is tolerated.
+    """
+    own = model.state_dict()
+    head = _classifier_keys(model)
+    is_head = lambda k: any(k.startswith(p) for p in head)  # noqa: E731
+    dropped = [k for k, v in state.items() if is_head(k) and (k not in own or own[k].shape != v.shape)]
+    state = {k: v for k, v in state.items() if k not in dropped}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    bad_missing = [k for k in missing if not (is_head(k) and dropped)]
+    mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if bad_missing or unexpected or mismatched:
+        parts = []
+        if bad_missing:
+            parts.append(f"missing keys {bad_missing[:8]}{' ...' if len(bad_missing) > 8 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")
+        if mismatched:
+            parts.append(f"shape mismatch {mismatched[:8]}")
+        raise RuntimeError(f"weights from {source} do not fit {type(model).__name__}: " + "; ".join(parts))
+    if dropped:
+        log.info("re-initialised the classifier (%d keys) for a new number of classes", len(dropped))
+
+
+def create_model(arch: str, pretrained: str | None = None, **overrides: Any) -> nn.Module:
+    """Build architecture ``arch``; ``pretrained`` names a catalog entry (or a weights file/folder).
+
+    A ``num_classes`` different from the checkpoint's re-initialises the classifier only.
+    """
+    if pretrained is None:
+        return registry.build(arch, **overrides)
+    entry_args: dict[str, Any] = {}
+    if not Path(pretrained).exists():
+        entry = get_entry(pretrained)
+        if entry.arch != arch:
+            raise ValueError(f"checkpoint '{pretrained}' is for architecture '{entry.arch}', not '{arch}'")
+        entry_args = dict(entry.arch_args)
+    model = registry.build(arch, **{**entry_args, **overrides})
+    state, _ = _state_for(pretrained)
+    load_weights(model, state, pretrained)
+    return model
+
+
+def _state_for(name_or_path: str, revision: str | None = None, cache_dir: str | Path | None = None):
+    """(state_dict, entry or folder config) for a catalog name, a weights folder or a file."""
+    from zoo import hub
+    from zoo.serialization import load_state_dict
+
+    path = Path(name_or_path)
+    if path.is_dir():
+        config, state = hub.load_folder(path)
+        return state, config
+    if path.is_file():
+        return load_state_dict(path), None
+    entry = get_entry(name_or_path)
+    weights = hub.resolve(entry, revision=revision, cache_dir=cache_dir)
+    return load_state_dict(weights), entry
+
+
+def load(
+    name: str,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    map_location: str | torch.device = "cpu",
+) -> nn.Module:
+    """A catalog checkpoint (or a published folder) as a model in eval mode, weights verified.
+
+    The model's catalog card is attached as ``model.card``.
+    """
+    from zoo.card import Card
+
+    state, meta = _state_for(name, revision=revision, cache_dir=cache_dir)
+    if isinstance(meta, CatalogEntry):
+        entry = meta
+    elif isinstance(meta, dict):  # a published folder: its config.json carries the entry
+        from zoo.catalog import parse_entry
+
+        entry = parse_entry(meta.get("name", Path(name).name), meta["entry"], Path(name) / "config.json")
+    else:
+        raise ValueError(f"{name}: a bare weights file has no architecture; use zoo.create_model(arch, pretrained=...)")
+    model = registry.build(entry.arch, **entry.arch_args)
+    load_weights(model, state, name)
+    model.card = Card(entry)
+    return model.to(map_location).eval()
+
+
+def card(name: str) -> Card:
+    """The catalog card of checkpoint ``name``: metrics (paper vs ours), source, license, citation."""
+    from zoo.card import Card
+
+    return Card(get_entry(name))
+
+
+def transform_for(name: str):
+    """The decode + preprocess pipeline matching checkpoint ``name`` (see :class:`zoo.data.ClipPreprocessor`)."""
+    from zoo.data.preprocess import ClipPreprocessor
+
+    return ClipPreprocessor.from_entry(get_entry(name))

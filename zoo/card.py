@@ -1,0 +1,69 @@
+"""A checkpoint's card: what it is, where it comes from, how it scores (paper vs measured here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zoo.catalog import CatalogEntry, FileSource, HubSource, Metric, UrlSource
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.4f}"
+
+
+@dataclass(frozen=True)
+class Card:
+    entry: CatalogEntry
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def metric_rows(self) -> list[tuple[str, str, str, str]]:
+        """(metric, dataset, paper, ours) rows; a missing side is '—'."""
+        rows: dict[tuple[str, str], list[str]] = {}
+        for side, metrics in ((0, self.entry.metrics.paper), (1, self.entry.metrics.measured)):
+            for m in metrics:
+                rows.setdefault((m.name, m.dataset or ""), ["—", "—"])[side] = _fmt(m.value)
+        return [(name, ds, paper, ours) for (name, ds), (paper, ours) in rows.items()]
+
+    def commands(self) -> list[Metric]:
+        return [m for m in self.entry.metrics.measured if m.command]
+
+    def sources(self) -> list[str]:
+        out = []
+        for s in self.entry.weights:
+            if isinstance(s, HubSource):
+                out.append(f"hub: {s.repo_id}/{s.filename}@{s.revision}")
+            elif isinstance(s, UrlSource):
+                out.append(f"url: {s.url} ({s.format})")
+            elif isinstance(s, FileSource):
+                out.append(f"file: {s.path}")
+        return out
+
+    def to_markdown(self) -> str:
+        e, p = self.entry, self.entry.preprocess
+        lines = [f"# {e.name}", ""]
+        if e.notes:
+            lines += [e.notes.strip(), ""]
+        lines += [f"- architecture: `{e.arch}` {e.arch_args or ''}".rstrip(), f"- license: {e.license}"]
+        lines += [f"- weights verified by sha256: {'yes' if e.verified else 'no (recorded on first download)'}"]
+        if e.paper:
+            lines.append(f"- paper: [{e.paper.title}]({e.paper.url})" if e.paper.url else f"- paper: {e.paper.title}")
+        lines += ["", "## Metrics", "", "| metric | dataset | paper | ours |", "|---|---|---|---|"]
+        lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in self.metric_rows()] or ["| — | — | — | — |"]
+        if self.commands():
+            lines += ["", "Measured here with:", ""] + [f"- {m.name}: `{m.command}`" for m in self.commands()]
+        lines += ["", "## Preprocessing", ""]
+        lines += [f"- {k}: {v}" for k, v in p.to_dict().items() if v is not None]
+        lines += ["", "## Usage", "", "```python", "import zoo", f'model = zoo.load("{e.name}")']
+        lines += [f'preprocess = zoo.transform_for("{e.name}")', "```"]
+        if e.paper and e.paper.bibtex:
+            lines += ["", "## Citation", "", "```bibtex", e.paper.bibtex.strip(), "```"]
+        return "\n".join(lines) + "\n"
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+    def _repr_markdown_(self) -> str:  # notebooks render the card
+        return self.to_markdown()

@@ -1,0 +1,285 @@
+"""The checkpoint catalog: ``checkpoints.yaml`` parsed into typed, validated records.
+
+Each entry names an architecture from the registry, where its weights come from (in order of
+preference), how inputs must be prepared, and what it scores (paper vs measured here). A bad field
+raises :class:`CatalogError` naming the entry and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+CATALOG_PATH = Path(__file__).with_name("checkpoints.yaml")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class CatalogError(ValueError):
+    """A malformed catalog entry; the message names the file, the entry and the field."""
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A file in a Hugging Face Hub repository (our safetensors mirror)."""
+
+    repo_id: str
+    filename: str = "model.safetensors"
+    revision: str = "main"
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """A plain HTTP(S) download; ``format`` is ``safetensors`` or a converter name."""
+
+    url: str
+    format: str = "safetensors"
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A file shipped with the package (path relative to ``zoo/``) or an absolute path."""
+
+    path: str
+    format: str = "safetensors"
+    sha256: str | None = None
+
+
+WeightSource = Union[HubSource, UrlSource, FileSource]  # noqa: UP007 (runtime isinstance use)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a clip must be decoded and normalised for this checkpoint."""
+
+    modality: str = "video"  # video | image | audio | text
+    num_frames: int | None = None
+    sampling_stride: int | None = None
+    size: int | None = None  # crop side, pixels
+    short_side: int | None = None  # resize before the centre crop; default size * 256/224
+    mean: tuple[float, ...] = (0.45, 0.45, 0.45)
+    std: tuple[float, ...] = (0.225, 0.225, 0.225)
+    channel_order: str = "rgb"  # rgb | bgr
+    test_clips: int = 1
+    test_crops: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure: its value, the dataset/split it is on, and (for ours) the command that made it."""
+
+    name: str
+    value: float
+    dataset: str | None = None
+    command: str | None = None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    paper: tuple[Metric, ...] = ()
+    measured: tuple[Metric, ...] = ()
+
+    def headline(self) -> Metric | None:
+        """The first measured figure, else the first paper figure."""
+        return (self.measured or self.paper or (None,))[0]
+
+
+@dataclass(frozen=True)
+class Paper:
+    title: str
+    url: str | None = None
+    bibtex: str | None = None
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    arch: str
+    arch_args: dict[str, Any] = field(default_factory=dict)
+    weights: tuple[WeightSource, ...] = ()
+    verified: bool = False
+    preprocess: Preprocess = Preprocess()
+    metrics: Metrics = Metrics()
+    license: str = "unknown"
+    paper: Paper | None = None
+    notes: str = ""
+    dropped_keys: tuple[str, ...] = ()  # original keys the converter may drop (listed, not guessed)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["weights"] = [_source_to_dict(s) for s in self.weights]
+        out["preprocess"] = self.preprocess.to_dict()
+        out["dropped_keys"] = list(self.dropped_keys)
+        del out["name"]
+        return out
+
+
+def _source_to_dict(source: WeightSource) -> dict[str, Any]:
+    kind = {HubSource: "hub", UrlSource: "url", FileSource: "file"}[type(source)]
+    return {kind: dataclasses.asdict(source)}
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+_ENTRY_FIELDS = {f.name for f in dataclasses.fields(CatalogEntry)} - {"name"}
+
+
+class _Ctx:
+    """Where we are, for error messages."""
+
+    def __init__(self, path: Path, entry: str):
+        self.path, self.entry = path, entry
+
+    def error(self, field_name: str, message: str) -> CatalogError:
+        return CatalogError(f"{self.path.name}: entry '{self.entry}', field '{field_name}': {message}")
+
+
+def _build(cls: type, data: Any, ctx: _Ctx, where: str) -> Any:
+    """Instantiate dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ctx.error(where, f"expected a mapping, got {type(data).__name__}")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        import difflib
+
+        hints = [difflib.get_close_matches(u, list(names), n=1) for u in unknown]
+        hint = "; ".join(f"'{u}'" + (f" (did you mean '{h[0]}'?)" if h else "") for u, h in zip(unknown, hints))
+        raise ctx.error(where, f"unknown key {hint}; allowed: {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in data.items():
+        kwargs[key] = _coerce(names[key].type, value, ctx, f"{where}.{key}" if where else key)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required field is missing
+        raise ctx.error(where, str(exc).split(".__init__() ")[-1]) from None
+
+
+def _coerce(annotation: str, value: Any, ctx: _Ctx, where: str) -> Any:
+    """Check ``value`` against a (string) annotation from the dataclasses above."""
+    optional = "None" in annotation
+    if value is None:
+        if optional:
+            return None
+        raise ctx.error(where, "must not be null")
+    base = annotation.replace(" | None", "")
+    if base.startswith("tuple[float"):
+        if not isinstance(value, list | tuple) or not all(isinstance(v, int | float) for v in value):
+            raise ctx.error(where, f"expected a list of numbers, got {value!r}")
+        return tuple(float(v) for v in value)
+    checks = {"str": str, "int": int, "float": (int, float), "bool": bool}
+    if base in checks:
+        if isinstance(value, bool) and base != "bool" or not isinstance(value, checks[base]):
+            raise ctx.error(where, f"expected {base}, got {type(value).__name__} {value!r}")
+        return float(value) if base == "float" else value
+    if base.startswith("dict"):
+        if not isinstance(value, dict):
+            raise ctx.error(where, f"expected a mapping, got {type(value).__name__}")
+        return dict(value)
+    if base == "tuple[str, ...]":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ctx.error(where, "expected a list of strings")
+        return tuple(value)
+    return value
+
+
+def _parse_source(raw: Any, ctx: _Ctx, where: str) -> WeightSource:
+    kinds = {"hub": HubSource, "url": UrlSource, "file": FileSource}
+    if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in kinds:
+        raise ctx.error(where, f"each source is one of {{hub: ...}}, {{url: ...}}, {{file: ...}}; got {raw!r}")
+    kind, body = next(iter(raw.items()))
+    source = _build(kinds[kind], body, ctx, f"{where}.{kind}")
+    if source.sha256 is not None and not _SHA256.match(source.sha256):
+        raise ctx.error(f"{where}.{kind}.sha256", f"not a lowercase hex sha256: {source.sha256!r}")
+    if kind == "url" and not source.url.startswith(("https://", "http://")):
+        raise ctx.error(f"{where}.url.url", f"not an http(s) URL: {source.url!r}")
+    return source
+
+
+def parse_entry(name: str, raw: Any, path: Path = CATALOG_PATH) -> CatalogEntry:
+    """Validate one YAML entry into a :class:`CatalogEntry`."""
+    ctx = _Ctx(path, name)
+    if not isinstance(raw, dict):
+        raise ctx.error("", "an entry is a mapping of fields")
+    unknown = sorted(set(raw) - _ENTRY_FIELDS)
+    if unknown:
+        import difflib
+
+        hints = [difflib.get_close_matches(u, sorted(_ENTRY_FIELDS), n=1) for u in unknown]
+        msg = "; ".join(f"'{u}'" + (f" (did you mean '{h[0]}'?)" if h else "") for u, h in zip(unknown, hints))
+        raise ctx.error(unknown[0], f"unknown field {msg}")
+    if "arch" not in raw:
+        raise ctx.error("arch", "is required")
+    data = dict(raw)
+    weights = data.pop("weights", []) or []
+    if not isinstance(weights, list):
+        raise ctx.error("weights", "expected a list of sources")
+    metrics = data.pop("metrics", {}) or {}
+    if not isinstance(metrics, dict) or set(metrics) - {"paper", "measured"}:
+        raise ctx.error("metrics", "expected a mapping with keys 'paper' and/or 'measured'")
+    paper = data.pop("paper", None)
+    preprocess = data.pop("preprocess", {}) or {}
+    entry = _build(CatalogEntry, {"name": name, **data}, ctx, "")
+    parsed_metrics = Metrics(
+        **{
+            side: tuple(
+                _build(Metric, m, ctx, f"metrics.{side}[{i}]") for i, m in enumerate(metrics.get(side) or [])
+            )
+            for side in ("paper", "measured")
+        }
+    )
+    for i, m in enumerate(parsed_metrics.measured):
+        if not m.command:
+            raise ctx.error(f"metrics.measured[{i}].command", "a measured figure must give the command that made it")
+    sources = tuple(_parse_source(s, ctx, f"weights[{i}]") for i, s in enumerate(weights))
+    if entry.verified and any(s.sha256 is None for s in sources):
+        raise ctx.error("verified", "is true but a weight source has no sha256")
+    prep = _build(Preprocess, preprocess, ctx, "preprocess")
+    if prep.channel_order not in ("rgb", "bgr"):
+        raise ctx.error("preprocess.channel_order", f"must be 'rgb' or 'bgr', got {prep.channel_order!r}")
+    return dataclasses.replace(
+        entry,
+        weights=sources,
+        metrics=parsed_metrics,
+        preprocess=prep,
+        paper=_build(Paper, paper, ctx, "paper") if paper is not None else None,
+    )
+
+
+def parse_catalog(path: Path | str) -> dict[str, CatalogEntry]:
+    """Parse a whole catalog file; the first bad entry raises :class:`CatalogError`."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{path}: the catalog is a mapping of entry name -> fields")
+    return {name: parse_entry(name, body, path) for name, body in raw.items()}
+
+
+@functools.cache
+def catalog() -> dict[str, CatalogEntry]:
+    """The packaged catalog (parsed once)."""
+    return parse_catalog(CATALOG_PATH)
+
+
+def get_entry(name: str) -> CatalogEntry:
+    entries = catalog()
+    if name not in entries:
+        from zoo.registry import suggest
+
+        raise suggest(name, list(entries), "checkpoint")
+    return entries[name]

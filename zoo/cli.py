@@ -1,0 +1,223 @@
+"""The ``zoo`` command: Lightning CLI subcommands plus catalog, weights and data tools.
+
+``zoo fit|validate|test|predict`` go to :class:`lightning.pytorch.cli.LightningCLI` in subclass
+mode over every method and DataModule; the other subcommands are small tools. A user mistake ends
+in one clear line on stderr (exit 2), not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+PLUGINS = {"data": "zoo.data.commands", "eval": "zoo.eval.commands"}
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean the user asked for something wrong (printed as one line)."""
+    from zoo.catalog import CatalogError
+    from zoo.registry import UnknownNameError
+
+    errors: list[type[BaseException]] = [CatalogError, UnknownNameError, FileNotFoundError]
+    for module, names in {
+        "zoo.hub": ("WeightsUnavailableError", "ChecksumError"),
+        "zoo.serialization": ("UnsafeCheckpointError",),
+        "zoo.data.video": ("VideoDecodeError",),
+    }.items():
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        errors += [getattr(mod, n) for n in names if hasattr(mod, n)]
+    return tuple(errors)
+
+
+# --- Lightning CLI ---------------------------------------------------------------------------
+
+
+def run_lightning(argv: Sequence[str]) -> int:
+    from lightning.pytorch import LightningDataModule, LightningModule
+    from lightning.pytorch.cli import LightningCLI
+
+    from zoo.registry import import_submodules
+
+    import_submodules("zoo.methods")  # makes every method and DataModule selectable by class name
+    import_submodules("zoo.data")
+    LightningCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=list(argv),
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+    )
+    return 0
+
+
+# --- catalog and weights tools ---------------------------------------------------------------
+
+
+def _count_params(arch: str, arch_args: dict) -> int:
+    import torch
+
+    from zoo import registry
+
+    with torch.device("meta"):  # no memory, no init cost
+        model = registry.build(arch, **arch_args)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _human(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e5 else f"{n / 1e3:.1f}K"
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from zoo import api
+    from zoo.catalog import catalog
+
+    console = Console()
+    if args.arch:
+        table = Table("architecture", "params")
+        for name in api.list_models(args.pattern):
+            table.add_row(name, _human(_count_params(name, {})))
+    else:
+        table = Table("name", "arch", "params", "input", "metric", "license")
+        entries = catalog()
+        for name in api.list_models(args.pattern, pretrained=True):
+            e = entries[name]
+            p = e.preprocess
+            shape = f"{p.num_frames}×{p.size}²" if p.num_frames else (f"{p.size}²" if p.size else p.modality)
+            m = e.metrics.headline()
+            metric = f"{m.name} {m.value:g} ({m.dataset})" if m else "—"
+            table.add_row(name, e.arch, _human(_count_params(e.arch, e.arch_args)), shape, metric, e.license)
+    if not table.rows:
+        console.print(f"no models match '{args.pattern}'")
+        return 1
+    console.print(table)
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from zoo.api import card
+
+    print(card(args.name).to_markdown())
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from zoo import hub
+    from zoo.catalog import get_entry
+
+    path = hub.resolve(get_entry(args.name), revision=args.revision, cache_dir=args.cache_dir)
+    print(path)
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from zoo.convert import get_converter
+    from zoo.serialization import load_state_dict, safe_torch_load, save_state_dict
+
+    src = Path(args.source)
+    if not src.is_file():
+        raise FileNotFoundError(f"no such checkpoint file: {src}")
+    raw = load_state_dict(src) if src.suffix == ".safetensors" else safe_torch_load(src)
+    state = get_converter(args.format)(raw)
+    save_state_dict(state, args.output, metadata={"format": "zoo", "converted_from": args.format})
+    print(f"wrote {args.output} ({len(state)} tensors)")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from zoo.publish import publish
+
+    plan = publish(args.name, args.repo_id, out_dir=args.out, dry_run=args.dry_run)
+    print(plan)
+    return 0
+
+
+def cmd_checkpoints_validate(args: argparse.Namespace) -> int:
+    from zoo.catalog import CATALOG_PATH, parse_catalog
+    from zoo.registry import get_factory
+
+    path = Path(args.path) if args.path else CATALOG_PATH
+    entries = parse_catalog(path)
+    for entry in entries.values():
+        get_factory(entry.arch)
+        _count_params(entry.arch, entry.arch_args)  # arch args build
+    print(f"{path}: {len(entries)} entries valid")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoo",
+        description="Model zoo for self-supervised video and multimodal learning.",
+        epilog=f"Lightning commands: {', '.join(LIGHTNING_COMMANDS)} (zoo fit --help).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in LIGHTNING_COMMANDS:
+        sub.add_parser(name, help=f"Lightning CLI: {name} a method (--config YAML)", add_help=False)
+
+    p = sub.add_parser("models", help="table of catalog checkpoints (or architectures with --arch)")
+    p.add_argument("pattern", nargs="?", default=None, help="fnmatch filter, e.g. 'motionformer*'")
+    p.add_argument("--arch", action="store_true", help="list registered architectures instead")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("card", help="print a checkpoint's card")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_card)
+
+    p = sub.add_parser("download", help="fetch (and convert) a checkpoint into the cache")
+    p.add_argument("name")
+    p.add_argument("--revision", default=None)
+    p.add_argument("--cache-dir", default=None)
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("convert", help="convert an original checkpoint into a zoo safetensors file")
+    p.add_argument("format", help="checkpoint format, e.g. motionformer-pyth")
+    p.add_argument("source", help="the original checkpoint file")
+    p.add_argument("output", help="the .safetensors file to write")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("publish", help="write (and upload) a Hub folder for a checkpoint")
+    p.add_argument("name")
+    p.add_argument("--repo-id", required=True)
+    p.add_argument("--out", default=None, help="folder to write (default: a temporary one)")
+    p.add_argument("--dry-run", action="store_true", help="write the folder, print the API calls, upload nothing")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("checkpoints", help="catalog tools")
+    csub = p.add_subparsers(dest="checkpoints_command", required=True)
+    v = csub.add_parser("validate", help="parse the catalog and build every entry's architecture")
+    v.add_argument("path", nargs="?", default=None, help="a catalog file (default: the packaged one)")
+    v.set_defaults(func=cmd_checkpoints_validate)
+
+    for name, module in PLUGINS.items():
+        p = sub.add_parser(name, help=f"{name} tools")
+        importlib.import_module(module).configure(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        return run_lightning(argv)
+    args = build_parser().parse_args(argv)
+    errors = user_errors()
+    try:
+        return int(args.func(args) or 0)
+    except errors as exc:
+        print(f"zoo {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

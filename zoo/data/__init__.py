@@ -1,0 +1,1 @@
+"""Decoding, sampling, transforms, dataset formats, DataModules and SynthMotion."""

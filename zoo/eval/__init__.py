@@ -1,0 +1,1 @@
+"""Evaluation protocols: linear probe, kNN, retrieval, clustering; callbacks."""

@@ -1,0 +1,1 @@
+"""LightningModules, one per method; base.py holds what they share."""

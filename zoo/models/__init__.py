@@ -1,0 +1,1 @@
+"""Plain nn.Module backbones and heads; importing a module registers its architectures."""

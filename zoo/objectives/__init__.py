@@ -1,0 +1,1 @@
+"""Losses and assignment solvers (no Lightning, no files)."""

@@ -14,6 +14,14 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(autouse=True)
+def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes a real home cache."""
+    root = tmp_path_factory.mktemp("caches")
+    monkeypatch.setenv("ZOO_CACHE", str(root / "zoo"))
+    monkeypatch.setenv("HF_HOME", str(root / "hf_home"))
+
+
 class TinyNet(nn.Module):
     """A two-layer classifier with the backbone API, for registry and loading tests."""
 

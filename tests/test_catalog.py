@@ -40,8 +40,9 @@ def test_valid_entry_is_typed(tmp_path):
     assert isinstance(entry.weights[1], FileSource)
     assert entry.preprocess.mean == (0.5, 0.5, 0.5)
     assert entry.metrics.paper[0].value == 80.5 and entry.metrics.measured[0].command
-    assert entry.to_dict()["weights"][1] == {"file": {"path": "weights/tiny.safetensors", "format": "safetensors",
-                                                      "sha256": "a" * 64}}
+    assert entry.to_dict()["weights"][1] == {
+        "file": {"path": "weights/tiny.safetensors", "format": "safetensors", "sha256": "a" * 64}
+    }
 
 
 @pytest.mark.parametrize(
@@ -51,7 +52,11 @@ def test_valid_entry_is_typed(tmp_path):
         (lambda e: e.pop("arch"), "arch", "is required"),
         (lambda e: e["preprocess"].update(num_frames="eight"), "preprocess.num_frames", "expected int"),
         (lambda e: e["preprocess"].update(sise=64), "preprocess", "did you mean 'size'"),
-        (lambda e: e["weights"][1]["file"].update(sha256="XYZ"), "weights[1].file.sha256", "not a lowercase hex"),
+        (
+            lambda e: e["weights"][1]["file"].update(sha256="XYZ"),
+            "weights[1].file.sha256",
+            "not a lowercase hex",
+        ),
         (lambda e: e["weights"].append({"ftp": {}}), "weights[2]", "one of"),
         (lambda e: e["weights"][0]["url"].update(url="ftp://x"), "weights[0].url.url", "http"),
         (lambda e: e["metrics"]["measured"][0].pop("command"), "metrics.measured[0].command", "command"),

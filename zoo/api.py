@@ -38,10 +38,10 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) 
     head = _classifier_keys(model)
     is_head = lambda k: any(k.startswith(p) for p in head)  # noqa: E731
     dropped = [k for k, v in state.items() if is_head(k) and (k not in own or own[k].shape != v.shape)]
-    state = {k: v for k, v in state.items() if k not in dropped}
+    mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape and k not in dropped]
+    state = {k: v for k, v in state.items() if k not in dropped and k not in mismatched}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    bad_missing = [k for k in missing if not (is_head(k) and dropped)]
-    mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    bad_missing = [k for k in missing if not (is_head(k) and dropped) and k not in mismatched]
     if bad_missing or unexpected or mismatched:
         parts = []
         if bad_missing:
@@ -110,7 +110,9 @@ def load(
 
         entry = parse_entry(meta.get("name", Path(name).name), meta["entry"], Path(name) / "config.json")
     else:
-        raise ValueError(f"{name}: a bare weights file has no architecture; use zoo.create_model(arch, pretrained=...)")
+        raise ValueError(
+            f"{name}: a bare weights file has no architecture; use zoo.create_model(arch, pretrained=...)"
+        )
     model = registry.build(entry.arch, **entry.arch_args)
     load_weights(model, state, name)
     model.card = Card(entry)

@@ -47,9 +47,13 @@ class Card:
         if e.notes:
             lines += [e.notes.strip(), ""]
         lines += [f"- architecture: `{e.arch}` {e.arch_args or ''}".rstrip(), f"- license: {e.license}"]
-        lines += [f"- weights verified by sha256: {'yes' if e.verified else 'no (recorded on first download)'}"]
+        lines += [
+            f"- weights verified by sha256: {'yes' if e.verified else 'no (recorded on first download)'}"
+        ]
         if e.paper:
-            lines.append(f"- paper: [{e.paper.title}]({e.paper.url})" if e.paper.url else f"- paper: {e.paper.title}")
+            lines.append(
+                f"- paper: [{e.paper.title}]({e.paper.url})" if e.paper.url else f"- paper: {e.paper.title}"
+            )
         lines += ["", "## Metrics", "", "| metric | dataset | paper | ours |", "|---|---|---|---|"]
         lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in self.metric_rows()] or ["| — | — | — | — |"]
         if self.commands():

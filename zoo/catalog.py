@@ -154,7 +154,9 @@ def _build(cls: type, data: Any, ctx: _Ctx, where: str) -> Any:
         import difflib
 
         hints = [difflib.get_close_matches(u, list(names), n=1) for u in unknown]
-        hint = "; ".join(f"'{u}'" + (f" (did you mean '{h[0]}'?)" if h else "") for u, h in zip(unknown, hints))
+        hint = "; ".join(
+            f"'{u}'" + (f" (did you mean '{h[0]}'?)" if h else "") for u, h in zip(unknown, hints)
+        )
         raise ctx.error(where, f"unknown key {hint}; allowed: {', '.join(sorted(names))}")
     kwargs = {}
     for key, value in data.items():
@@ -179,7 +181,7 @@ def _coerce(annotation: str, value: Any, ctx: _Ctx, where: str) -> Any:
         return tuple(float(v) for v in value)
     checks = {"str": str, "int": int, "float": (int, float), "bool": bool}
     if base in checks:
-        if isinstance(value, bool) and base != "bool" or not isinstance(value, checks[base]):
+        if (isinstance(value, bool) and base != "bool") or not isinstance(value, checks[base]):
             raise ctx.error(where, f"expected {base}, got {type(value).__name__} {value!r}")
         return float(value) if base == "float" else value
     if base.startswith("dict"):
@@ -196,7 +198,9 @@ def _coerce(annotation: str, value: Any, ctx: _Ctx, where: str) -> Any:
 def _parse_source(raw: Any, ctx: _Ctx, where: str) -> WeightSource:
     kinds = {"hub": HubSource, "url": UrlSource, "file": FileSource}
     if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in kinds:
-        raise ctx.error(where, f"each source is one of {{hub: ...}}, {{url: ...}}, {{file: ...}}; got {raw!r}")
+        raise ctx.error(
+            where, f"each source is one of {{hub: ...}}, {{url: ...}}, {{file: ...}}; got {raw!r}"
+        )
     kind, body = next(iter(raw.items()))
     source = _build(kinds[kind], body, ctx, f"{where}.{kind}")
     if source.sha256 is not None and not _SHA256.match(source.sha256):
@@ -216,7 +220,9 @@ def parse_entry(name: str, raw: Any, path: Path = CATALOG_PATH) -> CatalogEntry:
         import difflib
 
         hints = [difflib.get_close_matches(u, sorted(_ENTRY_FIELDS), n=1) for u in unknown]
-        msg = "; ".join(f"'{u}'" + (f" (did you mean '{h[0]}'?)" if h else "") for u, h in zip(unknown, hints))
+        msg = "; ".join(
+            f"'{u}'" + (f" (did you mean '{h[0]}'?)" if h else "") for u, h in zip(unknown, hints)
+        )
         raise ctx.error(unknown[0], f"unknown field {msg}")
     if "arch" not in raw:
         raise ctx.error("arch", "is required")
@@ -240,7 +246,9 @@ def parse_entry(name: str, raw: Any, path: Path = CATALOG_PATH) -> CatalogEntry:
     )
     for i, m in enumerate(parsed_metrics.measured):
         if not m.command:
-            raise ctx.error(f"metrics.measured[{i}].command", "a measured figure must give the command that made it")
+            raise ctx.error(
+                f"metrics.measured[{i}].command", "a measured figure must give the command that made it"
+            )
     sources = tuple(_parse_source(s, ctx, f"weights[{i}]") for i, s in enumerate(weights))
     if entry.verified and any(s.sha256 is None for s in sources):
         raise ctx.error("verified", "is true but a weight source has no sha256")

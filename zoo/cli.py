@@ -123,12 +123,12 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from zoo.convert import get_converter
-    from zoo.serialization import load_state_dict, safe_torch_load, save_state_dict
+    from zoo.serialization import load_raw, save_state_dict
 
     src = Path(args.source)
     if not src.is_file():
         raise FileNotFoundError(f"no such checkpoint file: {src}")
-    raw = load_state_dict(src) if src.suffix == ".safetensors" else safe_torch_load(src)
+    raw = load_raw(src)
     state = get_converter(args.format)(raw)
     save_state_dict(state, args.output, metadata={"format": "zoo", "converted_from": args.format})
     print(f"wrote {args.output} ({len(state)} tensors)")
@@ -153,6 +153,29 @@ def cmd_checkpoints_validate(args: argparse.Namespace) -> int:
         get_factory(entry.arch)
         _count_params(entry.arch, entry.arch_args)  # arch args build
     print(f"{path}: {len(entries)} entries valid")
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from zoo.quickstart import run
+
+    run(args.out, epochs=args.epochs, seed=args.seed, limit_batches=args.limit_batches)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """The backbone of a training checkpoint as a safetensors file ``zoo.create_model`` can load."""
+    from zoo.serialization import safe_torch_load, save_state_dict
+
+    checkpoint = safe_torch_load(Path(args.checkpoint))
+    prefix = args.prefix
+    state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    if not state:
+        raise ValueError(f"{args.checkpoint}: no parameter starts with '{prefix}'")
+    save_state_dict(
+        state, args.output, metadata={"format": "zoo", "exported_from": Path(args.checkpoint).name}
+    )
+    print(f"wrote {args.output} ({len(state)} tensors)")
     return 0
 
 
@@ -191,8 +214,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--repo-id", required=True)
     p.add_argument("--out", default=None, help="folder to write (default: a temporary one)")
-    p.add_argument("--dry-run", action="store_true", help="write the folder, print the API calls, upload nothing")
+    p.add_argument(
+        "--dry-run", action="store_true", help="write the folder, print the API calls, upload nothing"
+    )
     p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser(
+        "quickstart", help="SynthMotion + fine-tune a pretrained Motionformer vs scratch (CPU)"
+    )
+    p.add_argument("--out", default="runs/quickstart", help="where runs and the plot go")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit-batches", type=float, default=1.0, help="fraction of training batches per epoch")
+    p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser("export", help="write a training checkpoint's backbone as safetensors")
+    p.add_argument("checkpoint", help="a Lightning .ckpt")
+    p.add_argument("output", help="the .safetensors file to write")
+    p.add_argument(
+        "--prefix", default="model.", help="state-dict prefix of the backbone (VideoClassifier: model.)"
+    )
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("checkpoints", help="catalog tools")
     csub = p.add_subparsers(dest="checkpoints_command", required=True)

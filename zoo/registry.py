@@ -33,7 +33,9 @@ def register_model(fn: ModelFactory) -> ModelFactory:
     """Register ``fn`` under its own name. A second registration of the same name is an error."""
     name = fn.__name__
     if name in _factories and _factories[name] is not fn:
-        raise ValueError(f"model '{name}' is registered twice ({_factories[name].__module__}, {fn.__module__})")
+        raise ValueError(
+            f"model '{name}' is registered twice ({_factories[name].__module__}, {fn.__module__})"
+        )
     _factories[name] = fn
     return fn
 

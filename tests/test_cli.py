@@ -1,0 +1,69 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from zoo.cli import main
+
+
+def test_models_table_lists_architectures(tiny_arch, capsys):
+    assert main(["models", "--arch", "zoo_test_*"]) == 0
+    out = capsys.readouterr().out
+    assert tiny_arch in out and "params" in out
+
+
+def test_models_table_lists_catalog(tiny_arch, make_catalog, capsys):
+    make_catalog(
+        {
+            "tiny-demo": {
+                "arch": tiny_arch,
+                "license": "MIT",
+                "preprocess": {"size": 4},
+                "metrics": {"paper": [{"name": "top1", "value": 50.0, "dataset": "toy"}]},
+            }
+        }
+    )
+    assert main(["models", "tiny*"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-demo" in out and "MIT" in out and "top1 50" in out
+
+
+def test_no_match_says_so(capsys):
+    assert main(["models", "no_such_model*"]) == 1
+    assert "no models match" in capsys.readouterr().out
+
+
+def test_unknown_checkpoint_is_one_line(capsys, make_catalog, tiny_arch):
+    make_catalog({"tiny-demo": {"arch": tiny_arch}})
+    assert main(["card", "tiny-dmeo"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown checkpoint 'tiny-dmeo'" in err and "tiny-demo" in err
+
+
+def test_validate_reports_entry_and_field(tmp_path, capsys, tiny_arch):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"x": {"arch": tiny_arch, "preprocess": {"num_frames": "many"}}}))
+    assert main(["checkpoints", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "entry 'x'" in err and "preprocess.num_frames" in err and "Traceback" not in err
+
+
+def test_validate_packaged_catalog(capsys):
+    assert main(["checkpoints", "validate"]) == 0
+    assert "entries valid" in capsys.readouterr().out
+
+
+def test_console_script_help():
+    out = subprocess.run(
+        [sys.executable, "-m", "zoo.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    for command in ("models", "download", "convert", "publish", "checkpoints", "data", "eval", "fit"):
+        assert command in out.stdout
+
+
+@pytest.mark.parametrize("argv", [["download"], ["convert", "fmt"]])
+def test_missing_arguments_exit_2(argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2

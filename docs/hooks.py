@@ -10,7 +10,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _metrics(metrics: dict, side: str) -> str:
-    return "<br>".join(f"{m['name']} {m['value']} ({m.get('dataset', '')})" for m in metrics.get(side) or []) or "—"
+    return (
+        "<br>".join(f"{m['name']} {m['value']} ({m.get('dataset', '')})" for m in metrics.get(side) or [])
+        or "—"
+    )
+
+
+def _metrics(metrics: dict, side: str) -> str:
+    items = metrics.get(side) or []
+    return "<br>".join(f"{m['name']} {m['value']} ({m.get('dataset', '')})" for m in items) or "—"
 
 
 def _model_table() -> str:
@@ -24,14 +32,6 @@ def _model_table() -> str:
             else str(prep.get("size", "—"))
         )
         metrics = e.get("metrics") or {}
-
-        def fmt(side: str) -> str:
-            return (
-                "<br>".join(
-                    f"{m['name']} {m['value']} ({m.get('dataset', '')})" for m in metrics.get(side) or []
-                )
-                or "—"
-            )
 
         rows.append(
             f"| `{name}` | `{e['arch']}` | {shape} | {_metrics(metrics, 'paper')} | {_metrics(metrics, 'measured')} | {e.get('license', '')} |"

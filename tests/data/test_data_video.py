@@ -1,0 +1,225 @@
+"""Frame accuracy of every available decoding backend, seek policy, resize at decode and error paths."""
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from zoo.data.encode import decode_index, index_pattern_frames, write_video
+from zoo.data.video import (
+    BACKENDS,
+    PyAVFrameIterator,
+    VideoDecodeError,
+    VideoReader,
+    available_backends,
+    probe,
+)
+
+NUM_FRAMES = 90
+
+
+def _backend_or_skip(backend: str) -> str:
+    if backend not in available_backends():
+        reason = "needs a CUDA build of torch" if backend == "torchcodec" else f"{backend} is not installed"
+        pytest.skip(f"video backend {backend!r} unavailable here: {reason}")
+    return backend
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    """Index-pattern videos with B-frames: long GOP (60), short GOP (12), Matroska (no frame count in the
+    header) and a raw H.264 stream (no timestamps at all: decoded sequentially)."""
+    root = tmp_path_factory.mktemp("videos")
+    frames = index_pattern_frames(NUM_FRAMES, 64, 64)
+    return {
+        "long_gop": write_video(root / "long_gop.mp4", frames, 30.0, gop=60, bframes=2),
+        "short_gop": write_video(root / "short_gop.mp4", frames, 30.0, gop=12, bframes=2),
+        "mkv": write_video(root / "no_count.mkv", frames, 30.0, gop=30, bframes=2),
+        "raw_h264": write_video(root / "no_timestamps.h264", frames, 30.0, gop=30, bframes=2),
+    }
+
+
+def _patterns(rng: np.random.Generator) -> dict[str, list[int]]:
+    return {
+        "random": rng.integers(0, NUM_FRAMES, 24).tolist(),
+        "uniform": np.linspace(0, NUM_FRAMES - 1, 16).round().astype(int).tolist(),
+        "clip": list(range(40, 72, 2)),
+        "reversed_with_repeats": [89, 61, 61, 60, 59, 0, 0, 30],
+        "all": list(range(NUM_FRAMES)),
+    }
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("video", ["long_gop", "short_gop", "mkv", "raw_h264"])
+def test_frames_are_exactly_the_asked_ones(videos, backend, video):
+    _backend_or_skip(backend)
+    rng = np.random.default_rng(0)
+    with VideoReader(videos[video], backend=backend) as reader:
+        assert reader.metadata.num_frames == NUM_FRAMES
+        for name, indices in _patterns(rng).items():
+            frames = reader.get_frames(indices)
+            assert frames.dtype == torch.uint8 and frames.shape == (len(indices), 64, 64, 3)
+            assert [decode_index(f) for f in frames] == indices, name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_frame_at_a_time(videos, backend):
+    """Consecutive calls on one reader (the decoder has read ahead between them) stay exact."""
+    _backend_or_skip(backend)
+    with VideoReader(videos["long_gop"], backend=backend) as reader:
+        got = [decode_index(reader.get_frames([i])[0]) for i in [*range(0, 30), 65, 66, 67, 64, 89, 88]]
+    assert got == [*range(0, 30), 65, 66, 67, 64, 89, 88]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resize_at_decode(videos, backend):
+    _backend_or_skip(backend)
+    indices = [70, 3, 45]
+    with VideoReader(videos["long_gop"], backend=backend, size=(48, 40)) as reader:
+        small = reader.get_frames(indices)
+    with VideoReader(videos["long_gop"], backend=backend) as reader:
+        full = reader.get_frames(indices)
+    assert small.shape == (3, 48, 40, 3)
+    assert [decode_index(f) for f in small] == indices
+    reference = torch.nn.functional.interpolate(
+        full.permute(0, 3, 1, 2).float(), size=(48, 40), mode="bilinear", antialias=True
+    ).permute(0, 2, 3, 1)
+    assert (small.float() - reference).abs().mean() < 12.0  # same picture; filters and edges differ
+
+
+def test_backends_agree_pixelwise(videos):
+    backends = available_backends()
+    if len(backends) < 2:
+        pytest.skip(f"only {backends} available: nothing to compare")
+    indices = [0, 17, 61, 89]
+    outputs = []
+    for backend in backends:
+        with VideoReader(videos["long_gop"], backend=backend) as reader:
+            outputs.append(reader.get_frames(indices).float())
+    for other in outputs[1:]:
+        assert (other - outputs[0]).abs().mean() < 2.0
+
+
+def test_metadata(videos, tmp_path):
+    meta = probe(videos["long_gop"]).metadata
+    assert (meta.num_frames, meta.fps, meta.width, meta.height) == (NUM_FRAMES, 30.0, 64, 64)
+    assert meta.duration == pytest.approx(3.0)
+    assert meta.codec == "h264" and not meta.has_audio
+    with av.open(str(videos["mkv"])) as container:
+        assert (
+            container.streams.video[0].frames == 0
+        )  # the header says nothing: the count comes from the scan
+    audio = np.zeros((1, 16000), dtype=np.float32)
+    with_audio = write_video(tmp_path / "a.mp4", index_pattern_frames(25, 32, 32), 25.0, audio=audio)
+    with VideoReader(with_audio) as reader:
+        assert reader.metadata.has_audio and len(reader) == 25
+
+
+def test_keyframes_follow_the_gop(videos):
+    assert probe(videos["long_gop"]).keyframes.tolist() == [0, 60]
+    assert probe(videos["short_gop"]).keyframes.tolist() == list(range(0, NUM_FRAMES, 12))
+
+
+def test_seeks_only_when_it_saves_work(videos):
+    iterator = PyAVFrameIterator(videos["long_gop"])
+    try:
+        # four frames at the end of a 90-frame video: jump to the keyframe at 60, never decode from 0
+        assert [i for i, _ in iterator.frames([85, 86, 87, 88])] == [85, 86, 87, 88]
+        assert iterator.num_seeks == 1 and iterator.num_decoded <= 30 + 4
+        # a later frame in the same GOP continues without a seek; an earlier one seeks back
+        assert [i for i, _ in iterator.frames([89])] == [89]
+        assert iterator.num_seeks == 1
+        assert [i for i, _ in iterator.frames([10, 20])] == [10, 20]
+        assert iterator.num_seeks == 2
+    finally:
+        iterator.close()
+    iterator = PyAVFrameIterator(videos["short_gop"])
+    try:  # uniform sampling decodes no frame twice and skips whole GOPs
+        wanted = [0, 30, 60, 89]
+        assert [i for i, _ in iterator.frames(wanted)] == wanted
+        assert iterator.num_decoded < 12 * len(wanted) < NUM_FRAMES
+    finally:
+        iterator.close()
+
+
+def test_backend_choice(videos, monkeypatch):
+    assert "pyav" in available_backends()
+    monkeypatch.setenv("ZOO_VIDEO_BACKEND", "nonsense")
+    with pytest.raises(ValueError, match="nonsense"):
+        VideoReader(videos["long_gop"])
+    monkeypatch.delenv("ZOO_VIDEO_BACKEND")
+    with VideoReader(videos["long_gop"]) as reader:
+        assert reader.backend == "pyav"
+    if "decord" in available_backends():
+        monkeypatch.setenv("ZOO_VIDEO_BACKEND", "decord")
+        with VideoReader(videos["long_gop"]) as reader:
+            assert reader.backend == "decord"
+            assert decode_index(reader.get_frames([33])[0]) == 33
+
+
+@pytest.mark.skipif(torch.version.cuda is not None, reason="CUDA torch present: torchcodec may be usable")
+def test_torchcodec_refuses_cpu_torch_with_reason(videos):
+    assert "torchcodec" not in available_backends()
+    with pytest.raises(RuntimeError, match="CUDA build of torch"):
+        VideoReader(videos["long_gop"], backend="torchcodec")
+
+
+def test_out_of_range_indices(videos):
+    with VideoReader(videos["long_gop"]) as reader:
+        assert reader.get_frames([]).shape == (0, 64, 64, 3)
+        with pytest.raises(IndexError, match="0, 90"):
+            reader.get_frames([5, NUM_FRAMES])
+
+
+def _audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def _bad_files(root: Path, good: Path) -> dict[str, Path]:
+    data = good.read_bytes()
+    files = {
+        "zero_bytes": b"",
+        "garbage": np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+        "text_named_mp4": b"this is not a video\n" * 50,
+        "truncated": data[: len(data) // 3],
+    }
+    paths = {}
+    for name, payload in files.items():
+        paths[name] = root / f"{name}.mp4"
+        paths[name].write_bytes(payload)
+    paths["audio_only"] = _audio_only(root / "audio_only.m4a")
+    paths["still_image"] = root / "image.mp4"
+    with av.open(str(paths["still_image"]), "w", format="image2") as container:
+        stream = container.add_stream("png")
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "rgb24"
+        container.mux(
+            stream.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24"))
+        )
+        container.mux(stream.encode())
+    paths["missing"] = root / "does_not_exist.mp4"
+    return paths
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unreadable_files_raise_naming_the_path(videos, tmp_path, backend):
+    _backend_or_skip(backend)
+    for name, path in _bad_files(tmp_path, videos["long_gop"]).items():
+        with pytest.raises(VideoDecodeError) as info, VideoReader(path, backend=backend) as reader:
+            reader.get_frames(range(len(reader)))
+        assert str(path) in str(info.value), name
+
+
+def test_content_decides_the_container_not_the_extension(videos, tmp_path):
+    renamed = tmp_path / "really_mp4.avi"
+    renamed.write_bytes(videos["short_gop"].read_bytes())
+    with VideoReader(renamed) as reader:
+        assert [decode_index(f) for f in reader.get_frames([1, 50])] == [1, 50]

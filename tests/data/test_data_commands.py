@@ -1,0 +1,81 @@
+"""``zoo data synth | check | info``: exit codes and what they print."""
+
+import argparse
+import json
+
+import pytest
+
+from zoo.data.commands import configure
+from zoo.data.encode import index_pattern_frames, write_video
+
+
+def _run(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="zoo data")
+    configure(parser)
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # rich tables do not wrap long paths
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    frames = index_pattern_frames(12, 32, 32)
+    for i in range(3):
+        write_video(tmp_path / f"ok{i}.mp4", frames, 12.0)
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 100)
+    (tmp_path / "classes.txt").write_text("a\nb\n")
+    rows = ["path,label,caption", "ok0.mp4,0,first", "ok1.mp4,1,", "ok2.mp4,1,"]
+    (tmp_path / "good.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "mixed.csv").write_text("\n".join([*rows, "broken.mp4,0,", "absent.mp4,1,"]) + "\n")
+    return tmp_path
+
+
+def test_check_passes_on_good_files(manifest, capsys):
+    assert _run("check", str(manifest / "good.csv"), "--workers", "1") == 0
+    assert "all 3 videos decode" in capsys.readouterr().out
+
+
+def test_check_lists_every_bad_file_with_its_reason(manifest, capsys):
+    assert _run("check", str(manifest / "mixed.csv")) == 1
+    out = capsys.readouterr().out
+    assert "2 unreadable of 5" in out
+    assert str(manifest / "broken.mp4") in out and str(manifest / "absent.mp4") in out
+    assert "no such file" in out
+    assert "ok0.mp4" not in out.split("unreadable")[1]
+
+
+def test_info_summarises(manifest, capsys):
+    assert _run("info", str(manifest / "mixed.csv"), "--probe", "1") == 0
+    out = capsys.readouterr().out
+    assert "records" in out and " 5 " in out
+    assert "missing files" in out and "records per class" in out
+    assert "h264" in out  # the probed video's codec
+
+
+def test_synth_writes_a_dataset(tmp_path, capsys):
+    out = tmp_path / "synth"
+    code = _run(
+        "synth", str(out), "--seed", "1", "--size", "32", "--frames", "8", "--classes", "2",
+        "--train-per-class", "1", "--val-per-class", "1", "--test-per-class", "1",
+        "--long-videos", "0", "--reid-identities", "0", "--languages", "en", "--no-audio", "--workers", "1",
+    )  # fmt: skip
+    assert code == 0 and str(out) in capsys.readouterr().out
+    meta = json.loads((out / "synthmotion.json").read_text())
+    assert (
+        meta["config"]["seed"] == 1
+        and meta["config"]["num_classes"] == 2
+        and meta["config"]["audio"] is False
+    )
+    assert (out / "classes.txt").read_text().split() == ["slide_left", "slide_right"]
+    assert _run("check", str(out / "train.csv")) == 0
+
+
+def test_bad_arguments_exit_through_argparse(manifest):
+    with pytest.raises(SystemExit):
+        _run("check", str(manifest / "good.csv"), "--format", "nope")
+    with pytest.raises(SystemExit):
+        _run("explode")

@@ -1,0 +1,211 @@
+"""VideoDataModule: batch shapes per split, seeding per epoch and worker, Lightning epochs and CLI by class name."""
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DistributedSampler
+
+from zoo.data.datamodule import EpochSampler, VideoDataModule
+
+SYNTH = dict(
+    size=32,
+    num_frames=12,
+    num_classes=3,
+    train_per_class=4,
+    val_per_class=2,
+    test_per_class=2,
+    long_videos=0,
+    reid_identities=0,
+    languages=("en",),
+)
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory) -> Path:
+    from zoo.data.synthmotion import SynthMotionConfig, generate
+
+    root = tmp_path_factory.mktemp("synth")
+    return generate(root, SynthMotionConfig(**SYNTH), progress=False, workers=1)
+
+
+def _module(synth_root: Path, **kwargs) -> VideoDataModule:
+    defaults = dict(
+        synth=SYNTH, synth_root=str(synth_root), num_frames=4, stride=2, size=16, batch_size=4, num_workers=0
+    )
+    return VideoDataModule(**{**defaults, **kwargs})
+
+
+def test_num_classes_before_setup_and_default_synth(synth_root):
+    module = _module(synth_root)
+    assert module.uses_synth and module.num_classes == 3
+    assert module.classes == ["slide_left", "slide_right", "slide_up"]
+
+
+def test_batches_have_the_right_keys_and_shapes(synth_root):
+    module = _module(synth_root, audio=True, text=True, num_views=2, test_clips=2, test_crops=3)
+    module.setup("fit")
+    batch = next(iter(module.train_dataloader()))
+    assert batch["video_views"].shape == (4, 2, 3, 4, 16, 16)
+    assert batch["label"].dtype == torch.int64 and batch["label"].shape == (4,)
+    assert batch["index"].shape == (4,) and batch["frame_indices"].shape == (4, 1, 4)
+    assert batch["audio"].shape[:3] == (4, 1, 80) and batch["audio_mask"].shape[0] == 4
+    assert len(batch["text"]) == 4 and all(isinstance(t, str) and t for t in batch["text"])
+    val = next(iter(module.val_dataloader()))
+    assert val["video"].shape == (4, 3, 4, 16, 16)
+    module.setup("test")
+    test = next(iter(module.test_dataloader()))
+    assert test["video_views"].shape == (4, 6, 3, 4, 16, 16)  # 2 clips x 3 crops
+    assert len(module.datasets["val"]) == 6 and len(module.datasets["train"]) == 12
+
+
+def test_distinct_clip_views(synth_root):
+    module = _module(synth_root, num_views=3, view_clips="distinct", max_view_distance=0.5, labels=False)
+    batch = next(iter(module.train_dataloader()))
+    assert batch["video_views"].shape == (4, 3, 3, 4, 16, 16) and "label" not in batch
+    starts = batch["frame_indices"][:, :, 0]
+    assert (starts - starts[:, :1]).abs().max() <= 8  # 0.5 s at 16 fps
+
+
+def _epoch_batches(module: VideoDataModule, loader, epoch: int) -> list[dict]:
+    loader.sampler.set_epoch(epoch)  # what Lightning does at every epoch start
+    return list(loader)
+
+
+def _same(a: list[dict], b: list[dict]) -> bool:
+    return all(
+        torch.equal(x["video"], y["video"]) and torch.equal(x["index"], y["index"]) for x, y in zip(a, b)
+    )
+
+
+def test_seeding_is_deterministic_per_epoch_and_independent_of_workers(synth_root):
+    two = _module(synth_root, num_workers=2, persistent_workers=True, seed=3)
+    loader = two.train_dataloader()
+    epoch0, epoch1 = _epoch_batches(two, loader, 0), _epoch_batches(two, loader, 1)  # persistent workers
+    again = _module(synth_root, num_workers=2, persistent_workers=False, seed=3)
+    loader2 = again.train_dataloader()
+    assert _same(epoch0, _epoch_batches(again, loader2, 0))
+    assert _same(epoch1, _epoch_batches(again, loader2, 1))
+    assert not _same(epoch0, epoch1)  # a new order and new augmentations
+    single = _module(synth_root, num_workers=0, seed=3)
+    assert _same(epoch1, _epoch_batches(single, single.train_dataloader(), 1))  # same with no workers
+    other_seed = _module(synth_root, num_workers=0, seed=4)
+    assert not _same(epoch0, _epoch_batches(other_seed, other_seed.train_dataloader(), 0))
+
+
+def test_ranks_get_disjoint_shards(synth_root):
+    module = _module(synth_root)
+    module.setup("fit")
+    dataset = module.datasets["train"]
+    shards = [list(EpochSampler(dataset, num_replicas=2, rank=r, seed=0)) for r in range(2)]
+    assert not set(shards[0]) & set(shards[1]) and len(shards[0]) + len(shards[1]) == len(dataset)
+    # Lightning injects its own DistributedSampler only when the loader's sampler is not one
+    assert isinstance(module.train_dataloader().sampler, DistributedSampler)
+
+
+def test_device_transforms_move_augmentation_to_the_batch(synth_root):
+    module = _module(synth_root, device_transforms=True, num_views=2, test_clips=2, test_crops=3)
+    module.setup("fit")
+    raw = next(iter(module.train_dataloader()))
+    assert raw["video_views"].dtype == torch.uint8 and raw["video_views"].shape == (4, 2, 4, 32, 32, 3)
+    out = module.apply_device_transform(raw, "train")
+    assert out["video_views"].shape == (4, 2, 3, 4, 16, 16) and out["video_views"].dtype == torch.float32
+    val = module.apply_device_transform(next(iter(module.val_dataloader())), "val")
+    reference = _module(synth_root)
+    reference.setup("fit")
+    torch.testing.assert_close(
+        val["video"], next(iter(reference.val_dataloader()))["video"]
+    )  # same eval result
+    module.setup("test")
+    test = module.apply_device_transform(next(iter(module.test_dataloader())), "test")
+    assert test["video_views"].shape == (4, 6, 3, 4, 16, 16)
+
+
+class _TinyClassifier(pl.LightningModule):
+    def __init__(self, num_classes: int = 2):
+        super().__init__()
+        self.num_classes = num_classes
+        self.head = nn.Linear(3, num_classes)
+        self.seen_epochs: list[int] = []
+
+    def training_step(self, batch, batch_idx):
+        self.seen_epochs.append(self.trainer.datamodule.datasets["train"].epoch)
+        logits = self.head(batch["video"].mean(dim=(2, 3, 4)))
+        return nn.functional.cross_entropy(logits, batch["label"])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("device_transforms", [False, True])
+def test_lightning_sets_the_epoch_of_the_dataset(synth_root, tmp_path, device_transforms):
+    module = _module(synth_root, device_transforms=device_transforms)
+    model = _TinyClassifier(module.num_classes)
+    trainer = pl.Trainer(
+        max_epochs=3,
+        limit_train_batches=1,
+        limit_val_batches=0,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, datamodule=module)
+    assert model.seen_epochs == [0, 1, 2]
+
+
+def test_lightning_cli_builds_it_by_class_name(synth_root, tmp_path, monkeypatch):
+    from lightning.pytorch.cli import LightningCLI
+
+    monkeypatch.setattr("sys.argv", ["zoo"])
+
+    class CLI(LightningCLI):
+        def add_arguments_to_parser(self, parser):
+            parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+
+    manifest = synth_root / "train.csv"
+    cli = CLI(
+        _TinyClassifier,
+        pl.LightningDataModule,
+        subclass_mode_data=True,
+        run=False,
+        args=[
+            "--data",
+            "VideoDataModule",
+            "--data.train_manifest",
+            str(manifest),
+            "--data.val_manifest",
+            str(synth_root / "val.csv"),
+            "--data.num_frames",
+            "4",
+            "--data.size",
+            "16",
+            "--data.mean",
+            "[0.5, 0.5, 0.5]",
+            "--data.num_workers",
+            "0",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+        ],
+    )
+    assert isinstance(cli.datamodule, VideoDataModule)
+    assert cli.datamodule.hparams.train_manifest == str(manifest) and cli.datamodule.hparams.num_frames == 4
+    assert tuple(cli.datamodule.hparams.mean) == (0.5, 0.5, 0.5)
+    assert cli.model.num_classes == 3  # linked from the manifest's classes.txt
+    batch = next(iter(cli.datamodule.train_dataloader()))
+    assert batch["video"].shape == (8, 3, 4, 16, 16)
+
+
+def test_generic_manifest_and_errors(synth_root):
+    module = VideoDataModule(
+        train_manifest=str(synth_root / "train.csv"), num_workers=0, batch_size=2, size=16
+    )
+    assert not module.uses_synth and module.num_classes == 3
+    with pytest.raises(ValueError, match="no val data"):
+        module.val_dataloader()
+    with pytest.raises(ValueError, match="view_clips"):
+        VideoDataModule(view_clips="both")

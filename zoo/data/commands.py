@@ -1,0 +1,188 @@
+"""``zoo data``: generate SynthMotion, check that every video of a manifest decodes, summarise a manifest.
+
+zoo data synth OUT --seed 0 [--size 64 --frames 32 --classes 8 --scene-bias 0.8 ...]
+zoo data check MANIFEST [--format generic --split train --backend pyav --workers 2]
+zoo data info MANIFEST [--format generic --split train --probe 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+__all__ = ["check_record", "configure"]
+
+
+def _format_choices() -> list[str]:
+    from zoo.data.formats import FORMATS
+
+    return sorted(FORMATS)
+
+
+def _add_manifest_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("manifest", help="a CSV manifest, or a dataset root for the other formats")
+    parser.add_argument("--format", default="generic", choices=_format_choices(), help="annotation layout")
+    parser.add_argument("--split", default="train", help="split to read (formats with several splits)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``synth``, ``check`` and ``info`` subcommands to the ``zoo data`` parser."""
+    sub = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+
+    p = sub.add_parser("synth", help="generate SynthMotion (real H.264 videos where motion is the class)")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=None, help="frame side in pixels (even)")
+    p.add_argument("--frames", type=int, default=None, help="frames per clip")
+    p.add_argument("--fps", type=int, default=None)
+    p.add_argument("--classes", type=int, default=None, help="number of motion classes (1-8)")
+    p.add_argument(
+        "--scene-bias", type=float, default=None, help="train clips on their class's background (0-1)"
+    )
+    p.add_argument("--train-per-class", type=int, default=None)
+    p.add_argument("--val-per-class", type=int, default=None)
+    p.add_argument("--test-per-class", type=int, default=None)
+    p.add_argument("--long-videos", type=int, default=None, help="long videos of ordered sub-actions")
+    p.add_argument("--reid-identities", type=int, default=None, help="re-ID identities (0: none)")
+    p.add_argument("--languages", nargs="+", default=None, help="caption languages (en de fr es zh)")
+    p.add_argument("--no-audio", action="store_true", help="no sound track")
+    p.add_argument("--workers", type=int, default=None, help="encoding processes (default: up to 2)")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("check", help="decode the first, middle and last frame of every video; list bad files")
+    _add_manifest_args(p)
+    p.add_argument("--backend", default=None, help="video backend (pyav, decord, torchcodec)")
+    p.add_argument("--workers", type=int, default=2, help="files checked in parallel (threads)")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("info", help="summarise a manifest: counts, classes, captions, windows")
+    _add_manifest_args(p)
+    p.add_argument("--probe", type=int, default=0, help="also read the metadata of the first N videos")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from zoo.data.synthmotion import SynthMotionConfig, generate
+
+    fields = {
+        "size": args.size,
+        "num_frames": args.frames,
+        "fps": args.fps,
+        "num_classes": args.classes,
+        "scene_bias": args.scene_bias,
+        "train_per_class": args.train_per_class,
+        "val_per_class": args.val_per_class,
+        "test_per_class": args.test_per_class,
+        "long_videos": args.long_videos,
+        "reid_identities": args.reid_identities,
+        "languages": tuple(args.languages) if args.languages else None,
+    }
+    config = SynthMotionConfig(
+        seed=args.seed, audio=not args.no_audio, **{k: v for k, v in fields.items() if v is not None}
+    )
+    out = generate(args.out, config, progress=True, workers=args.workers)
+    print(f"SynthMotion written to {out}")
+    return 0
+
+
+def check_record(record, backend: str | None = None) -> str | None:
+    """Why ``record`` cannot be used (None when its first, middle and last frames decode)."""
+    from zoo.data.datasets import DECODE_ERRORS, _FrameListReader
+    from zoo.data.video import VideoReader
+
+    try:
+        frames = record.extra.get("frames")
+        if frames is not None:
+            reader = _FrameListReader(frames, record.extra.get("fps", 25.0), record.path)
+            n = reader.num_frames
+            reader.get_frames(sorted({0, n // 2, n - 1}))
+            return None
+        with VideoReader(record.path, backend=backend) as reader:
+            n = reader.metadata.num_frames
+            duration = reader.metadata.duration
+            reader.get_frames(sorted({0, n // 2, n - 1}))
+        if record.start is not None and record.start >= duration:
+            return f"start {record.start} s is past the end of the video ({duration:.2f} s)"
+    except DECODE_ERRORS as err:
+        return str(err)
+    return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from zoo.data.formats import load_records
+
+    records, _ = load_records(args.format, args.manifest, args.split)
+    console = Console()
+    bad: list[tuple[str, str]] = []
+    columns = (TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress, ThreadPoolExecutor(max(1, args.workers)) as pool:
+        task = progress.add_task("videos", total=len(records))
+        for record, reason in zip(records, pool.map(lambda r: check_record(r, args.backend), records)):
+            if reason is not None:
+                bad.append((str(record.path), reason))
+            progress.advance(task)
+    if bad:
+        table = Table("path", "reason", title=f"{len(bad)} unreadable of {len(records)}")
+        for path, reason in bad:
+            table.add_row(path, reason)
+        console.print(table)
+        return 1
+    console.print(f"all {len(records)} videos decode")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from zoo.data.formats import load_records, video_exists
+
+    records, classes = load_records(args.format, args.manifest, args.split)
+    console = Console()
+    labels = Counter(r.label for r in records if r.label is not None)
+    where = args.format if Path(args.manifest).is_file() else f"{args.format}, split {args.split}"
+    summary = Table("field", "value", title=f"{args.manifest} ({where})")
+    summary.add_row("records", str(len(records)))
+    summary.add_row("distinct files", str(len({r.path for r in records})))
+    summary.add_row("classes", str(len(classes)) if classes else "none")
+    summary.add_row("labelled", str(sum(labels.values())))
+    summary.add_row("with caption", str(sum(1 for r in records if r.caption)))
+    summary.add_row(
+        "with time window", str(sum(1 for r in records if r.start is not None or r.end is not None))
+    )
+    summary.add_row("missing files", str(sum(1 for r in records if not video_exists(r))))
+    extra_keys = sorted({k for r in records for k in r.extra})
+    summary.add_row("extra fields", ", ".join(extra_keys) or "none")
+    console.print(summary)
+    if labels:
+        per_class = Table("label", "name", "records", title="records per class")
+        for label, count in sorted(labels.items()):
+            name = classes[label] if classes and label < len(classes) else ""
+            per_class.add_row(str(label), name, str(count))
+        console.print(per_class)
+    if args.probe:
+        from zoo.data.video import VideoDecodeError, VideoReader
+
+        probe = Table("path", "fps", "frames", "size", "audio", "codec", title=f"first {args.probe} videos")
+        for record in records[: args.probe]:
+            try:
+                with VideoReader(record.path) as reader:
+                    m = reader.metadata
+                probe.add_row(
+                    str(record.path),
+                    f"{m.fps:g}",
+                    str(m.num_frames),
+                    f"{m.width}x{m.height}",
+                    str(m.has_audio),
+                    m.codec,
+                )
+            except VideoDecodeError as err:
+                probe.add_row(str(record.path), "-", "-", "-", "-", f"error: {err}")
+        console.print(probe)
+    return 0

@@ -1,0 +1,337 @@
+"""``VideoDataModule``: train / val / test loaders of clips from manifests, SynthMotion by default.
+
+Built by name from the Lightning CLI (``--data VideoDataModule --data.train_manifest train.csv ...``); its
+``num_classes`` is available right after construction, for ``parser.link_arguments("data.num_classes", ...)``.
+
+Splits: ``train`` draws random clips (``num_views`` > 1: several augmented views of the same clip, or of
+clips up to ``max_view_distance`` seconds apart); ``val`` takes the centre clip, single view; ``test`` takes
+``test_clips`` evenly spaced clips x ``test_crops`` (1 or 3) spatial crops.
+
+Seeding and DDP: the train loader uses :class:`EpochSampler`, a ``DistributedSampler`` (so Lightning keeps it
+instead of injecting its own) whose ``set_epoch``, called by Lightning every epoch, also sets the dataset's
+shared epoch. Every random draw of a sample is a function of ``(seed, epoch, index)``; worker processes
+also seed ``random``, ``numpy`` and ``torch`` with ``(seed, epoch, worker id, rank)`` for third-party code.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_warn
+from torch.utils.data import DataLoader, DistributedSampler, get_worker_info
+
+from zoo.data.datasets import AudioConfig, VideoDataset, collate_samples
+from zoo.data.formats import Records, load_records
+from zoo.data.samplers import (
+    MultiClipViewsSampler,
+    MultiViewTestSampler,
+    RandomClipSampler,
+    UniformClipSampler,
+)
+from zoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+
+__all__ = ["EpochSampler", "VideoDataModule", "keep_uint8", "seed_worker"]
+
+
+def keep_uint8(clip: torch.Tensor) -> torch.Tensor:
+    """The worker-side "transform" when transforms run on the device: the decoded uint8 frames as they are."""
+    return clip
+
+
+class EpochSampler(DistributedSampler):
+    """A ``DistributedSampler`` that also tells the dataset the epoch (shared with its workers)."""
+
+    def __init__(
+        self, dataset: VideoDataset, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0
+    ):
+        super().__init__(
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.dataset.set_epoch(epoch)
+
+
+def seed_worker(worker_id: int, seed: int = 0, rank: int = 0) -> None:
+    """Seed ``random``, ``numpy`` and ``torch`` of a worker from ``(seed, epoch, worker_id, rank)``; one thread."""
+    info = get_worker_info()
+    epoch = info.dataset.epoch if info is not None and hasattr(info.dataset, "epoch") else 0
+    state = np.random.SeedSequence([seed, epoch, worker_id, rank]).generate_state(2, dtype=np.uint32)
+    random.seed(int(state[0]))
+    np.random.seed(int(state[1]))
+    torch.manual_seed(int(state[0]) << 32 | int(state[1]))
+    torch.set_num_threads(1)
+
+
+class VideoDataModule(LightningDataModule):
+    """Clips from manifests (any format of :mod:`zoo.data.formats`), or SynthMotion when none is given.
+
+    Args:
+        train_manifest, val_manifest, test_manifest: a CSV file (``format="generic"``) or a dataset root;
+            None for all three: SynthMotion (generated at ``prepare_data``; ``synth`` holds
+            :class:`~zoo.data.synthmotion.SynthMotionConfig` fields, ``synth_root`` where to write it).
+        format, train_split, val_split, test_split, format_args: passed to :func:`load_records`.
+        num_frames, stride, target_fps: clip geometry (:mod:`zoo.data.samplers`).
+        num_views, view_clips, max_view_distance: training views: ``"same"`` clip augmented ``num_views``
+            times, or ``"distinct"`` clips up to ``max_view_distance`` seconds apart.
+        test_clips, test_crops: the test protocol (``test_crops`` 1 = centre crop, 3 = three crops).
+        size, mean, std, channel_order, train_transform, eval_transform: :func:`build_transform` presets
+            (a name or a ``{"name": ..., ...}`` mapping).
+        audio, text, labels, extras: what the samples carry (:class:`~zoo.data.datasets.VideoDataset`).
+        batch_size, num_workers, persistent_workers, pin_memory, drop_last, seed: loaders.
+        device_transforms: run the transforms on the batch after it reached the device (GPU) instead of in
+            the workers; workers then return uint8 ``(T, H, W, C)`` clips, which must share one size (all
+            videos alike, or ``decode_size``).
+        decode_backend, decode_size, on_error, max_error_fraction, error_log: decoding and robustness.
+    """
+
+    def __init__(
+        self,
+        train_manifest: str | None = None,
+        val_manifest: str | None = None,
+        test_manifest: str | None = None,
+        format: str = "generic",
+        train_split: str = "train",
+        val_split: str = "val",
+        test_split: str = "test",
+        format_args: dict[str, Any] | None = None,
+        num_frames: int = 8,
+        stride: float = 2.0,
+        target_fps: float | None = None,
+        num_views: int = 1,
+        view_clips: Literal["same", "distinct"] = "same",
+        max_view_distance: float | None = None,
+        test_clips: int = 1,
+        test_crops: Literal[1, 3] = 1,
+        size: int = 64,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        channel_order: Literal["rgb", "bgr"] = "rgb",
+        train_transform: str | dict[str, Any] = "train",
+        eval_transform: str | dict[str, Any] = "eval",
+        audio: bool = False,
+        audio_seconds: float = 2.0,
+        n_mels: int = 80,
+        text: bool = False,
+        labels: bool = True,
+        extras: list[str] | None = None,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        persistent_workers: bool = True,
+        pin_memory: bool = False,
+        drop_last: bool = True,
+        seed: int = 0,
+        decode_backend: str | None = None,
+        decode_size: tuple[int, int] | None = None,
+        device_transforms: bool = False,
+        on_error: Literal["skip", "raise"] = "skip",
+        max_error_fraction: float = 0.1,
+        error_log: str | None = None,
+        synth: dict[str, Any] | None = None,
+        synth_root: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if view_clips not in ("same", "distinct"):
+            raise ValueError(f"view_clips must be 'same' or 'distinct', got {view_clips!r}")
+        if test_crops not in (1, 3):
+            raise ValueError(f"test_crops must be 1 or 3, got {test_crops}")
+        self.manifests = {"train": train_manifest, "val": val_manifest, "test": test_manifest}
+        self.uses_synth = all(m is None for m in self.manifests.values())
+        self._splits = {"train": train_split, "val": val_split, "test": test_split}
+        self._records: dict[str, Records] = {}
+        self.datasets: dict[str, VideoDataset] = {}
+        self._device_generator = torch.Generator().manual_seed(seed)
+
+    # ---- where the records come from
+
+    def _synth_config(self):
+        from zoo.data.synthmotion import SynthMotionConfig
+
+        return SynthMotionConfig(**(self.hparams.synth or {}))
+
+    def _synth_root(self) -> Path:
+        from zoo.data import synthmotion
+
+        config = self._synth_config()
+        return Path(self.hparams.synth_root) if self.hparams.synth_root else synthmotion.default_root(config)
+
+    def prepare_data(self) -> None:
+        """Generate SynthMotion when no manifest is given (once per node; idempotent)."""
+        if self.uses_synth:
+            from zoo.data import synthmotion
+
+            synthmotion.generate(self._synth_root(), self._synth_config(), progress=True)
+
+    def _manifest(self, stage: str) -> tuple[str, str, str]:
+        """(format, root, split) of a stage."""
+        if self.uses_synth:
+            return "generic", str(self._synth_root() / f"{stage}.csv"), stage
+        manifest = self.manifests[stage]
+        if manifest is None:
+            raise ValueError(f"no {stage}_manifest was given")
+        return self.hparams.format, manifest, self._splits[stage]
+
+    def records(self, stage: str) -> Records:
+        """Parsed records of ``stage`` (``train``/``val``/``test``), cached."""
+        if stage not in self._records:
+            format, root, split = self._manifest(stage)
+            if self.uses_synth and not Path(root).is_file():
+                self.prepare_data()
+            self._records[stage] = load_records(format, root, split, **(self.hparams.format_args or {}))
+        return self._records[stage]
+
+    @property
+    def classes(self) -> list[str] | None:
+        """Class names (from the training manifest, else the first one given)."""
+        if self.uses_synth and "train" not in self._records:
+            from zoo.data.synthmotion import CLASSES
+
+            return list(CLASSES[: self._synth_config().num_classes])
+        stage = next((s for s in ("train", "val", "test") if self.uses_synth or self.manifests[s]), None)
+        return None if stage is None else self.records(stage).classes
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (0 when the data has none); known without decoding anything."""
+        classes = self.classes
+        return len(classes) if classes else 0
+
+    # ---- datasets
+
+    def _sampler(self, stage: str):
+        hp = self.hparams
+        geometry = dict(num_frames=hp.num_frames, stride=hp.stride, target_fps=hp.target_fps)
+        if stage == "train":
+            if hp.num_views > 1 and hp.view_clips == "distinct":
+                return MultiClipViewsSampler(
+                    **geometry, num_views=hp.num_views, max_distance=hp.max_view_distance
+                )
+            return RandomClipSampler(**geometry)
+        if stage == "test" and (hp.test_clips > 1 or hp.test_crops > 1):
+            return MultiViewTestSampler(**geometry, num_clips=hp.test_clips, num_crops=hp.test_crops)
+        return UniformClipSampler(**geometry)
+
+    def _transform(self, stage: str):
+        hp = self.hparams
+        common = dict(size=hp.size, mean=hp.mean, std=hp.std, channel_order=hp.channel_order)
+        if stage == "train":
+            return build_transform(hp.train_transform, **common)
+        if stage == "test" and hp.test_crops == 3:
+            return build_transform("three_crop", **common)
+        return build_transform(hp.eval_transform, **common)
+
+    def build_dataset(self, stage: str) -> VideoDataset:
+        hp = self.hparams
+        views = hp.num_views if stage == "train" and hp.view_clips == "same" else 1
+        audio = AudioConfig(duration=hp.audio_seconds, n_mels=hp.n_mels) if hp.audio else False
+        return VideoDataset(
+            self.records(stage).records,
+            self._sampler(stage),
+            keep_uint8 if hp.device_transforms else self._transform(stage),
+            views=views,
+            audio=audio,
+            text=hp.text,
+            labels=hp.labels,
+            extras=hp.extras or (),
+            decode_backend=hp.decode_backend,
+            decode_size=hp.decode_size,
+            on_error=hp.on_error,
+            max_error_fraction=hp.max_error_fraction,
+            error_log=hp.error_log,
+            seed=hp.seed,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
+        for split in wanted.get(stage, ("train", "val", "test")):
+            if split in self.datasets:
+                continue
+            if self.uses_synth or self.manifests[split] is not None:
+                self.datasets[split] = self.build_dataset(split)
+
+    def _world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return trainer.world_size, trainer.global_rank
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_world_size(), torch.distributed.get_rank()
+        return 1, 0
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
+        if split not in self.datasets:
+            raise ValueError(f"no {split} data: give {split}_manifest")
+        hp = self.hparams
+        dataset = self.datasets[split]
+        world, rank = self._world()
+        sampler = (
+            EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=hp.seed)
+            if shuffle
+            else None
+        )
+        return DataLoader(
+            dataset,
+            batch_size=hp.batch_size,
+            sampler=sampler,
+            num_workers=hp.num_workers,
+            persistent_workers=hp.persistent_workers and hp.num_workers > 0,
+            pin_memory=hp.pin_memory,
+            drop_last=hp.drop_last if shuffle else False,
+            collate_fn=collate_samples,
+            worker_init_fn=partial(seed_worker, seed=hp.seed, rank=rank),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def apply_device_transform(self, batch: dict[str, Any], stage: str) -> dict[str, Any]:
+        """The ``stage`` transform on a collated batch of uint8 clips, on the batch's device.
+
+        ``video`` ``(B, T, H, W, C)`` -> ``(B, C, T, H, W)`` (``video_views`` ``(B, 3, ...)`` for three crops);
+        ``video_views`` ``(B, K, T, H, W, C)`` -> ``(B, K', C, T, H, W)``. Parameters are drawn per clip from
+        a generator seeded with ``seed``.
+        """
+        transform = self._transform(stage)
+        if "video" in batch:
+            video = transform(batch.pop("video"), generator=self._device_generator)
+            batch["video_views" if video.ndim == 6 else "video"] = video
+        elif "video_views" in batch:
+            views = transform(batch["video_views"], generator=self._device_generator)
+            batch["video_views"] = views.flatten(1, 2) if views.ndim == 7 else views
+        return batch
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if not self.hparams.device_transforms:
+            return batch
+        trainer = self.trainer
+        stage = "train" if trainer is None or trainer.training else "test" if trainer.testing else "val"
+        return self.apply_device_transform(batch, stage)
+
+    def error_stats(self) -> dict[str, dict[str, Any]]:
+        """Unreadable-file counts per split (over all workers of this process)."""
+        return {split: dataset.error_stats() for split, dataset in self.datasets.items()}
+
+    def teardown(self, stage: str | None = None) -> None:
+        for split, stats in self.error_stats().items():
+            if stats["bad_records"]:
+                shown = ", ".join(stats["bad_paths"][:5])
+                rank_zero_warn(
+                    f"{split}: skipped {stats['bad_records']} unreadable videos "
+                    f"({stats['bad_fraction']:.1%} of {len(self.datasets[split])}): {shown}"
+                )

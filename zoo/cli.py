@@ -27,6 +27,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         "zoo.hub": ("WeightsUnavailableError", "ChecksumError"),
         "zoo.serialization": ("UnsafeCheckpointError",),
         "zoo.data.video": ("VideoDecodeError",),
+        "zoo.data.formats": ("ManifestError",),
     }.items():
         try:
             mod = importlib.import_module(module)
@@ -83,7 +84,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from zoo import api
     from zoo.catalog import catalog
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     if args.arch:
         table = Table("architecture", "params")
         for name in api.list_models(args.pattern):
@@ -251,14 +252,30 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
-        return run_lightning(argv)
-    args = build_parser().parse_args(argv)
-    errors = user_errors()
+        command, run = argv[0], lambda: run_lightning(argv)
+    else:
+        args = build_parser().parse_args(argv)
+        command, run = args.command, lambda: args.func(args)
     try:
-        return int(args.func(args) or 0)
-    except errors as exc:
-        print(f"zoo {args.command}: error: {exc}", file=sys.stderr)
+        return int(run() or 0)
+    except Exception as exc:
+        cause = _user_error(exc)
+        if cause is None:
+            raise
+        print(f"zoo {command}: error: {cause}", file=sys.stderr)
         return 2
+
+
+def _user_error(exc: BaseException | None) -> BaseException | None:
+    """The user mistake behind ``exc`` (jsonargparse wraps errors raised while building a class)."""
+    errors = user_errors()
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, errors):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 if __name__ == "__main__":

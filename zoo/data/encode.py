@@ -55,10 +55,11 @@ def write_video(
         with av.open(str(tmp), mode="w") as container:
             stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.codec_context.thread_count = 1  # ffmpeg's automatic threads make x264's output vary
             stream.options = {
                 "crf": str(crf),
                 "preset": "veryfast",
-                "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:threads=1",
+                "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:threads=1:mbtree=0",
             }
             audio_stream = None
             if audio is not None:
@@ -69,6 +70,7 @@ def write_video(
                     )
                 audio_stream = container.add_stream("aac", rate=sample_rate)
                 audio_stream.layout = "mono" if audio.shape[0] == 1 else "stereo"
+                audio_stream.options = {"aac_coder": "fast"}
             for i in range(num_frames):
                 frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
                 frame.pts = i

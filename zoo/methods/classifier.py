@@ -1,0 +1,207 @@
+"""Supervised video classification: train, fine-tune from a catalog entry, multi-view test.
+
+``VideoClassifier`` wraps any registered video backbone. Fine-tuning starts from a catalog entry
+(``init_from="motionformer-k400"``) or a weights file/folder, with a freshly initialised head for
+the new classes. Training: cross-entropy with optional label smoothing and mixup, AdamW/SGD with
+warm-up + cosine, optional layer-wise learning-rate decay. Testing: top-1/top-5 over the views of
+``batch["video_views"]`` (temporal clips x spatial crops), softmax scores averaged as in the
+Motionformer/SlowFast protocol.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from zoo import registry
+from zoo.catalog import get_entry
+from zoo.methods.optim import OptimizerName, build_optimizer, param_groups, warmup_cosine_scheduler
+
+_EMBEDDING_KEYS = ("patch_embed", "cls_token", "pos_embed", "temp_embed", "stem", "conv1", "bn1")
+
+
+def layer_id(name: str, num_layers: int) -> int:
+    """Depth of parameter ``name`` for layer-wise lr decay: embeddings 0, ``blocks.i`` i+1, the rest last."""
+    if name.startswith(_EMBEDDING_KEYS):
+        return 0
+    match = re.match(r"(?:blocks|layers)\.(\d+)\.", name)
+    return int(match.group(1)) + 1 if match else num_layers + 1
+
+
+class VideoClassifier(LightningModule):
+    """A registered backbone trained with cross-entropy.
+
+    Args:
+        backbone: registered architecture name (``zoo models --arch``).
+        backbone_args: keyword arguments of its factory (``num_classes`` is set here).
+        num_classes: classes of the head; None takes ``datamodule.num_classes`` at setup.
+        init_from: catalog entry, weights file or published folder to start from; its head is
+            replaced when the number of classes differs (or always, with ``reset_head``).
+        reset_head: re-initialise the head even when the classes match (a clean transfer).
+        label_smoothing: cross-entropy smoothing ε.
+        mixup_alpha: Beta(α, α) mixing of pairs of clips and their labels; 0 disables it.
+        optimizer, lr, weight_decay, momentum: the optimiser (``adamw`` or ``sgd`` typically).
+        layer_decay: lr multiplier per layer from the top (1.0: off), e.g. 0.75 for ViT fine-tuning.
+        warmup_epochs, min_lr_ratio: per-step linear warm-up then cosine decay.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "motionformer_tiny",
+        backbone_args: dict[str, Any] | None = None,
+        num_classes: int | None = None,
+        init_from: str | None = None,
+        reset_head: bool = False,
+        label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        optimizer: OptimizerName = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        momentum: float = 0.9,
+        layer_decay: float = 1.0,
+        warmup_epochs: float = 1.0,
+        min_lr_ratio: float = 0.01,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        registry.get_factory(backbone)  # fail early on a misspelt name
+        if init_from and not Path(init_from).exists():
+            get_entry(init_from)
+        self.model: nn.Module | None = None
+        if num_classes:
+            self._build(num_classes)
+
+    # --- model -------------------------------------------------------------------------------------
+
+    def _build(self, num_classes: int) -> None:
+        hp = self.hparams
+        args = {**(hp.backbone_args or {}), "num_classes": num_classes}
+        if hp.init_from:
+            from zoo.api import create_model
+
+            self.model = create_model(hp.backbone, pretrained=hp.init_from, **args)
+            if hp.reset_head:
+                self.model.reset_classifier(num_classes)
+        else:
+            self.model = registry.build(hp.backbone, **args)
+        self.metrics = nn.ModuleDict(
+            {
+                f"{split}_top{k}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
+                for split in ("train", "val", "test")
+                for k in (1, min(5, num_classes))
+            }
+        )
+
+    def setup(self, stage: str) -> None:
+        if self.model is None:
+            datamodule = getattr(self.trainer, "datamodule", None)
+            num_classes = getattr(datamodule, "num_classes", 0)
+            if not num_classes:
+                raise ValueError("VideoClassifier needs num_classes (or a datamodule that knows it)")
+            self.hparams.num_classes = int(num_classes)  # saved with checkpoints
+            self._build(int(num_classes))
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """Logits (B, classes) of clips (B, C, T, H, W)."""
+        return self.model(video)
+
+    def predict_views(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Class probabilities (B, classes), averaged over ``video_views`` when present."""
+        if "video_views" in batch:
+            views = batch["video_views"]  # (B, V, C, T, H, W)
+            probs = self(views.flatten(0, 1)).softmax(-1)  # (B·V, classes)
+            return probs.unflatten(0, views.shape[:2]).mean(1)
+        return self(batch["video"]).softmax(-1)
+
+    # --- steps -------------------------------------------------------------------------------------
+
+    def _mix(self, video: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixup (Zhang et al. 2018): convex pairs of clips and of one-hot targets."""
+        lam = float(torch.distributions.Beta(self.hparams.mixup_alpha, self.hparams.mixup_alpha).sample())
+        perm = torch.randperm(video.shape[0], device=video.device)
+        return lam * video + (1 - lam) * video[perm], lam * target + (1 - lam) * target[perm]
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        video, label = batch["video"], batch["label"]
+        target = F.one_hot(label, self.hparams.num_classes).float()
+        if self.hparams.mixup_alpha > 0:
+            video, target = self._mix(video, target)
+        logits = self(video)
+        loss = F.cross_entropy(logits, target, label_smoothing=self.hparams.label_smoothing)
+        self._log_metrics("train", logits, label, loss)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        probs = self.predict_views(batch)
+        self._log_metrics(
+            "val", probs, batch["label"], F.nll_loss(probs.clamp_min(1e-8).log(), batch["label"])
+        )
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        probs = self.predict_views(batch)
+        self._log_metrics(
+            "test", probs, batch["label"], F.nll_loss(probs.clamp_min(1e-8).log(), batch["label"])
+        )
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self.predict_views(batch)
+
+    def _log_metrics(self, split: str, scores: torch.Tensor, label: torch.Tensor, loss: torch.Tensor) -> None:
+        bs = label.shape[0]
+        self.log(
+            f"{split}/loss",
+            loss,
+            prog_bar=split != "test",
+            on_step=split == "train",
+            on_epoch=True,
+            batch_size=bs,
+            sync_dist=split != "train",
+        )
+        for name, metric in self.metrics.items():
+            if name.startswith(split):
+                metric(scores, label)
+                self.log(
+                    f"{split}/{name.split('_')[1]}",
+                    metric,
+                    prog_bar=name.endswith("top1"),
+                    on_step=False,
+                    on_epoch=True,
+                    batch_size=bs,
+                )
+
+    # --- optimisation --------------------------------------------------------------------------------
+
+    def _param_groups(self) -> list[dict[str, Any]]:
+        hp = self.hparams
+        named = list(self.model.named_parameters())
+        if hp.layer_decay == 1.0:
+            return param_groups(named, hp.weight_decay)
+        num_layers = len(getattr(self.model, "blocks", getattr(self.model, "layers", [])))
+        by_layer: dict[int, list[tuple[str, torch.Tensor]]] = {}
+        for name, p in named:
+            by_layer.setdefault(layer_id(name, num_layers), []).append((name, p))
+        groups = []
+        for depth, params in sorted(by_layer.items()):
+            scale = hp.layer_decay ** (num_layers + 1 - depth)
+            groups += param_groups(params, hp.weight_decay, lr=hp.lr * scale)
+        return groups
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        optimizer = build_optimizer(hp.optimizer, self._param_groups(), hp.lr, hp.momentum)
+        total = int(self.trainer.estimated_stepping_batches)
+        batches = self.trainer.num_training_batches
+        per_epoch = (
+            total if math.isinf(batches) else math.ceil(batches / self.trainer.accumulate_grad_batches)
+        )
+        warmup = min(total, round(hp.warmup_epochs * per_epoch))
+        scheduler = warmup_cosine_scheduler(optimizer, warmup, total, hp.min_lr_ratio)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,4 +1,9 @@
-"""Frame accuracy of every available decoding backend, seek policy, resize at decode and error paths."""
+"""Frame accuracy of every available decoding backend, seek policy, resize at decode and error paths.
+
+Containers and GOP structures that once shifted frames: H.264 with B-frames in AVI (packet timestamps in
+decode order), open GOPs (leading frames), AVI with a keyframe in every packet (seeks landing late),
+MPEG-4 Part 2 in AVI, MPEG-TS; decord is checked to hand such files to PyAV.
+"""
 
 from pathlib import Path
 
@@ -30,14 +35,46 @@ def _backend_or_skip(backend: str) -> str:
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> dict[str, Path]:
     """Index-pattern videos with B-frames: long GOP (60), short GOP (12), Matroska (no frame count in the
-    header) and a raw H.264 stream (no timestamps at all: decoded sequentially)."""
+    header), AVI (timestamps in decode order) and a raw H.264 stream (no timestamps at all: decoded
+    sequentially)."""
     root = tmp_path_factory.mktemp("videos")
     frames = index_pattern_frames(NUM_FRAMES, 64, 64)
     return {
         "long_gop": write_video(root / "long_gop.mp4", frames, 30.0, gop=60, bframes=2),
         "short_gop": write_video(root / "short_gop.mp4", frames, 30.0, gop=12, bframes=2),
         "mkv": write_video(root / "no_count.mkv", frames, 30.0, gop=30, bframes=2),
+        "avi": write_video(root / "b_frames.avi", frames, 30.0, gop=12, bframes=2),
         "raw_h264": write_video(root / "no_timestamps.h264", frames, 30.0, gop=30, bframes=2),
+    }
+
+
+def _encode(path: Path, codec: str, options: dict[str, str], gop: int = 12, max_b_frames: int = 2) -> Path:
+    """Index-pattern video through any PyAV encoder (write_video only makes closed-GOP H.264)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        stream.codec_context.gop_size, stream.codec_context.max_b_frames = gop, max_b_frames
+        stream.options = options
+        for i, image in enumerate(index_pattern_frames(NUM_FRAMES, 64, 64)):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.fixture(scope="module")
+def odd_videos(tmp_path_factory) -> dict[str, Path]:
+    """Streams whose timestamps or GOPs break naive indexing; decord reads none of them right."""
+    root = tmp_path_factory.mktemp("odd_videos")
+    frames = index_pattern_frames(NUM_FRAMES, 64, 64)
+    open_gop = {"x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=2:open-gop=1"}
+    return {
+        "avi_open_gop": _encode(root / "open_gop.avi", "libx264", open_gop),
+        "avi_all_keyframes": write_video(root / "all_keyframes.avi", frames, 30.0, gop=1, bframes=0),
+        "avi_mpeg4": _encode(root / "mpeg4_part2.avi", "mpeg4", {"qscale": "2"}),
+        "mp4_open_gop": _encode(root / "open_gop.mp4", "libx264", open_gop),
+        "mpegts": write_video(root / "transport.ts", frames, 30.0, gop=12, bframes=2),
     }
 
 
@@ -52,7 +89,7 @@ def _patterns(rng: np.random.Generator) -> dict[str, list[int]]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("video", ["long_gop", "short_gop", "mkv", "raw_h264"])
+@pytest.mark.parametrize("video", ["long_gop", "short_gop", "mkv", "avi", "raw_h264"])
 def test_frames_are_exactly_the_asked_ones(videos, backend, video):
     _backend_or_skip(backend)
     rng = np.random.default_rng(0)
@@ -65,12 +102,117 @@ def test_frames_are_exactly_the_asked_ones(videos, backend, video):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_one_frame_at_a_time(videos, backend):
+@pytest.mark.parametrize("video", ["long_gop", "mkv", "avi"])
+def test_one_frame_at_a_time(videos, backend, video):
     """Consecutive calls on one reader (the decoder has read ahead between them) stay exact."""
     _backend_or_skip(backend)
-    with VideoReader(videos["long_gop"], backend=backend) as reader:
-        got = [decode_index(reader.get_frames([i])[0]) for i in [*range(0, 30), 65, 66, 67, 64, 89, 88]]
-    assert got == [*range(0, 30), 65, 66, 67, 64, 89, 88]
+    wanted = [*range(0, 30), 65, 66, 67, 64, 89, 88, 12, 11, 47]
+    with VideoReader(videos[video], backend=backend) as reader:
+        got = [decode_index(reader.get_frames([i])[0]) for i in wanted]
+    assert got == wanted
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "video", ["avi_open_gop", "avi_all_keyframes", "avi_mpeg4", "mp4_open_gop", "mpegts"]
+)
+def test_odd_streams_are_exact_and_never_read_by_decord(odd_videos, backend, video):
+    _backend_or_skip(backend)
+    rng = np.random.default_rng(1)
+    with VideoReader(odd_videos[video], backend=backend) as reader:
+        assert reader.metadata.num_frames == NUM_FRAMES
+        if backend == "decord":
+            assert reader.backend == "pyav"  # decord returns other frames than those asked on all of these
+        for name, indices in _patterns(rng).items():
+            assert [decode_index(f) for f in reader.get_frames(indices)] == indices, name
+    with VideoReader(odd_videos[video], backend=backend) as reader:
+        wanted = [*range(8, 28), 60, 59, 36, 35, 24, 23, 89, 0]  # across keyframes, back and forth
+        assert [decode_index(reader.get_frames([i])[0]) for i in wanted] == wanted
+
+
+def test_avi_repro_of_the_one_frame_shift(tmp_path):
+    """H.264 with B-frames in AVI came back one frame early, and some frames not at all."""
+    path = write_video(tmp_path / "x.avi", index_pattern_frames(40, 32, 32), 10.0, gop=8)
+    for backend in available_backends():
+        with VideoReader(path, backend=backend) as reader:
+            assert [decode_index(f) for f in reader.get_frames([0, 10, 20, 39])] == [0, 10, 20, 39]
+            assert decode_index(reader.get_frames([19])[0]) == 19
+
+
+def test_stream_index_flags(videos, odd_videos):
+    """Which streams are counted (decode-order timestamps) and which have leading frames (open GOPs)."""
+    flags = {
+        name: (probe(path).decode_order, probe(path).leading_frames)
+        for name, path in {**videos, **odd_videos}.items()
+        if name != "raw_h264"
+    }
+    assert flags == {
+        "long_gop": (False, False),
+        "short_gop": (False, False),
+        "mkv": (False, False),
+        "avi": (True, False),  # x264's B-frames, AVI's packet-numbered timestamps
+        "avi_open_gop": (True, False),  # counting cannot see leading frames: the decoder outputs them
+        "avi_all_keyframes": (False, False),  # no B-frames: the made-up timestamps are in display order
+        "avi_mpeg4": (False, True),  # FFmpeg's parser gives MPEG-4 Part 2 real timestamps
+        "mp4_open_gop": (False, True),
+        "mpegts": (False, False),
+    }
+    avi = probe(videos["avi"])
+    assert avi.container == "avi" and avi.keyframes.tolist() == list(range(0, NUM_FRAMES, 12))
+    assert np.all(np.diff(avi.pts) > 0) and len(avi.pts) == NUM_FRAMES
+
+
+def test_avi_seeks_only_when_it_saves_work(videos):
+    """Counting frames from a keyframe keeps seeking: no decode from the start for a frame at the end."""
+    iterator = PyAVFrameIterator(videos["avi"])
+    try:
+        assert [i for i, _ in iterator.frames([85, 86, 87, 88])] == [85, 86, 87, 88]
+        assert iterator.num_seeks == 1 and iterator.num_decoded <= 12
+        assert [i for i, _ in iterator.frames([89])] == [89]
+        assert iterator.num_seeks == 1
+        assert [i for i, _ in iterator.frames([10, 11])] == [10, 11]  # behind: seek back to frame 0
+        assert iterator.num_seeks == 2
+    finally:
+        iterator.close()
+
+
+def test_open_gop_leading_frame_is_decoded_from_the_gop_before(odd_videos):
+    """After a seek, a leading frame lacks its reference: it is decoded again from the previous keyframe."""
+    keyframes = probe(odd_videos["avi_open_gop"]).keyframes.tolist()
+    leading = keyframes[2]  # the keyframe is the k-th packet but frame k is a B-frame shown before it
+    for target, seeks in [(leading, 2), (leading - 1, 1), (leading + 4, 1)]:
+        iterator = PyAVFrameIterator(odd_videos["avi_open_gop"])
+        try:
+            (index, frame), *_ = iterator.frames([target])
+            assert index == target and not frame.is_corrupt
+            assert decode_index(frame.to_ndarray(format="rgb24")) == target
+            assert iterator.num_seeks == seeks
+        finally:
+            iterator.close()
+
+
+def test_counting_keeps_the_callers_codec_options(videos):
+    iterator = PyAVFrameIterator(videos["avi"], codec_options={"flags2": "+export_mvs"})
+    try:
+        (_, frame), *_ = iterator.frames([13])  # a P/B-frame: it has motion vectors
+        assert frame.side_data.get("MOTION_VECTORS") is not None
+    finally:
+        iterator.close()
+
+
+def test_decord_frame_layout_bug_falls_back_to_pyav(tmp_path):
+    """decord takes ``linesize / width`` for the channel count: at some widths it gives (H, W, 4 or 6)."""
+    _backend_or_skip("decord")
+    import decord
+
+    path = write_video(tmp_path / "narrow.mp4", index_pattern_frames(20, 32, 32), 10.0, gop=8)
+    decord_shape = decord.VideoReader(str(path), ctx=decord.cpu(0))[5].shape
+    with VideoReader(path, backend="decord") as reader:
+        assert reader.backend == "decord"  # an MP4 with closed GOPs: decord's to read
+        frames = reader.get_frames([3, 17, 9])
+        assert frames.shape == (3, 32, 32, 3)
+        assert [decode_index(f) for f in frames] == [3, 17, 9]
+        assert reader.backend == ("decord" if tuple(decord_shape) == (32, 32, 3) else "pyav")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -157,6 +299,9 @@ def test_backend_choice(videos, monkeypatch):
         with VideoReader(videos["long_gop"]) as reader:
             assert reader.backend == "decord"
             assert decode_index(reader.get_frames([33])[0]) == 33
+        for video in ["avi", "raw_h264"]:  # decord would return other frames: PyAV reads them
+            with VideoReader(videos[video]) as reader:
+                assert reader.backend == "pyav"
 
 
 @pytest.mark.skipif(torch.version.cuda is not None, reason="CUDA torch present: torchcodec may be usable")

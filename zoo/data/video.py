@@ -7,12 +7,20 @@ torch: its PyPI wheels link against CUDA). Choose by argument or with the ``ZOO_
 Metadata never trusts the container header: the video stream's packets are scanned once per file (no
 decoding; ~10 ms for a 10 s clip) to get the exact frame count, every frame's timestamp and the keyframes.
 The scan is cached per process, keyed by path, size and modification time.
+
+Frames are identified by their presentation timestamp where the container stores one. AVI stores none: it
+numbers its packets in decode order, and for H.264 FFmpeg makes up ``pts = dts + 1``. With B-frames these
+stamps do not follow the display order (the decoder hands each frame the stamp of the packet that carried
+it), so for such streams a frame's index is counted from the keyframe decoding started at (see
+:attr:`StreamIndex.decode_order`). MPEG-4 Part 2 (Xvid/DivX) and MPEG-2 in AVI get real presentation
+timestamps from FFmpeg's parsers and are identified by them.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import itertools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +31,8 @@ import numpy as np
 import torch
 
 BACKENDS = ("pyav", "decord", "torchcodec")
+# containers in which decord's seeks by pts land where it expects (not AVI: packet-numbered; not MPEG-TS/PS)
+_DECORD_CONTAINERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "flv")
 
 
 class VideoDecodeError(RuntimeError):
@@ -49,8 +59,18 @@ class StreamIndex:
     """What the packet scan of a file found (see :func:`probe`)."""
 
     metadata: VideoMetadata
-    pts: np.ndarray | None  # (N,) int64 presentation timestamps in display order; None: stream has none
+    # (N,) int64 sorted packet timestamps, one per frame, in display order unless decode_order; None: none
+    pts: np.ndarray | None
     keyframes: np.ndarray  # (K,) sorted frame indices of keyframes (always holds 0)
+    # True when the timestamps only number the packets in decode order although the codec reorders frames
+    # (H.264 with B-frames in AVI): ``pts[i]`` then belongs to the i-th packet, not the i-th frame shown, and
+    # frames are identified by counting the decoder's output from a keyframe: decoding from the keyframe in
+    # packet k outputs frame k first (with an open GOP, a leading frame that the decoder is told to output)
+    decode_order: bool = False
+    # True when some keyframe is shown at another position than it is decoded at: frames decoded after it
+    # are shown before it (open GOPs, e.g. FFmpeg's MPEG-2 and MPEG-4 Part 2 encoders with B-frames)
+    leading_frames: bool = False
+    container: str = ""  # FFmpeg's demuxer name: "avi", "matroska,webm", "mov,mp4,m4a,3gp,3g2,mj2", ...
 
 
 def available_backends() -> list[str]:
@@ -99,7 +119,7 @@ def _scan(path: Path) -> StreamIndex:
     container = _open_container(path)
     try:
         stream = container.streams.video[0]
-        pts, keyframe_pts, has_pts = [], [], True
+        pts, keyframe_pts, keyframe_packets, has_pts = [], [], [], True
         try:
             for packet in container.demux(stream):
                 if packet.size == 0 or packet.is_discard:
@@ -107,14 +127,20 @@ def _scan(path: Path) -> StreamIndex:
                 if packet.pts is None:
                     has_pts = False
                     continue
-                pts.append(packet.pts)
                 if packet.is_keyframe:
                     keyframe_pts.append(packet.pts)
+                    keyframe_packets.append(len(pts))
+                pts.append(packet.pts)
         except av.FFmpegError as err:
             raise VideoDecodeError(path, f"demuxing failed ({err})") from err
+        decode_order = leading_frames = False
         if has_pts:
-            pts = np.unique(np.asarray(pts, dtype=np.int64))  # display order
+            packet_pts = np.asarray(pts, dtype=np.int64)  # decode order
+            # a codec that reorders frames yet timestamps that never go back: they number the packets
+            decode_order = bool(stream.codec_context.has_b_frames) and bool(np.all(np.diff(packet_pts) > 0))
+            pts = np.unique(packet_pts)  # display order, or unchanged packet order if decode_order
             keyframes = np.searchsorted(pts, np.asarray(keyframe_pts, dtype=np.int64))
+            leading_frames = not np.array_equal(keyframes, keyframe_packets)
             num_frames = len(pts)
         else:  # no timestamps (raw elementary streams, some AVI): count by decoding, read sequentially
             num_frames = _count_by_decoding(path)
@@ -138,7 +164,7 @@ def _scan(path: Path) -> StreamIndex:
             has_audio=bool(container.streams.audio),
             codec=stream.codec_context.name,
         )
-        return StreamIndex(metadata, pts, keyframes)
+        return StreamIndex(metadata, pts, keyframes, decode_order, leading_frames, container.format.name)
     finally:
         container.close()
 
@@ -175,18 +201,26 @@ class PyAVFrameIterator:
     It seeks when the target is behind the decoder, or when a keyframe lies between the decoder's position
     and the target (decoding up to that keyframe would be wasted); otherwise it decodes forward, telling the
     decoder to skip the non-reference frames (most B-frames) it was not asked for. Frames are identified by
-    their presentation timestamp, so B-frame reordering and seek imprecision cannot shift them.
+    their presentation timestamp, so B-frame reordering and seek imprecision cannot shift them. Streams whose
+    timestamps do not tell the display order (:attr:`StreamIndex.decode_order`, no timestamps at all) are
+    identified by counting the decoder's output from the keyframe the demuxer landed on instead; nothing is
+    skipped there, and the decoder also outputs the leading frames of an open GOP (flagged corrupt after a
+    seek) so that the count stays exact; a target among them is decoded again from the keyframe before.
     """
 
     def __init__(self, path: str | os.PathLike, num_threads: int = 1, codec_options: dict | None = None):
         self.path = Path(path)
         self.index = probe(self.path)
+        self._counting = self.index.pts is None or self.index.decode_order
+        self._num_threads, self._codec_options = num_threads, dict(codec_options or {})
+        if self.index.decode_order:  # keep frames the decoder would drop after a seek: each one counts
+            self._codec_options["flags2"] = self._codec_options.get("flags2", "") + "+showall"
         self._container = _open_container(self.path)
         self._stream = self._container.streams.video[0]
-        self._num_threads, self._codec_options = num_threads, codec_options or {}
         self._configure_decoder()
         self._frames: Iterator[tuple[int, av.VideoFrame]] | None = None
         self._position = -1  # index of the last frame produced by self._frames
+        self._run_start = 0  # index of the keyframe self._frames started from
         self._wanted_pts: set[int] = set()
         self._last_wanted_pts = -(2**63)
         self.num_seeks = 0  # how often decoding restarted from a keyframe
@@ -199,28 +233,56 @@ class PyAVFrameIterator:
         if self._codec_options:
             context.options = self._codec_options
 
-    def _decode_from(self, start: int) -> Iterator[tuple[int, av.VideoFrame]]:
-        pts_table = self.index.pts
-        self.num_seeks += 1
-        if pts_table is None:  # no timestamps, no seeking: start over from the beginning
-            self._container.close()
-            self._container = _open_container(self.path)
-            self._stream = self._container.streams.video[0]
-            self._configure_decoder()
-        else:
+    def _reopen(self) -> Iterator[av.Packet]:
+        self._container.close()
+        self._container = _open_container(self.path)
+        self._stream = self._container.streams.video[0]
+        self._configure_decoder()
+        return self._container.demux(self._stream)
+
+    def _packets_from(self, keyframe: int) -> tuple[Iterator[av.Packet], int]:
+        """The stream's packets from ``keyframe`` (or one before it) on, and the index of the frame they start at.
+
+        Demuxers index keyframes by pts (Matroska) or by dts (AVI, MP4), so a seek to a keyframe's pts can land
+        on a later one (AVI's made-up ``pts = dts + 1`` with a keyframe in every packet): the first packet
+        tells where it landed, and a late landing seeks to the keyframe before instead. Counting needs a known
+        keyframe to start from: failing that, decoding starts over from the beginning of the file.
+        """
+        pts_table, keyframes = self.index.pts, self.index.keyframes
+        if pts_table is None:  # no timestamps, no seeking
+            return self._reopen(), 0
+        previous = int(keyframes[max(int(np.searchsorted(keyframes, keyframe)) - 1, 0)])
+        for start in dict.fromkeys([keyframe, previous]):
             self._container.seek(int(pts_table[start]), stream=self._stream, backward=True, any_frame=False)
             self._stream.codec_context.flush_buffers()
-        counter = 0
+            packets = self._container.demux(self._stream)
+            first = next(packets, None)
+            if first is None:
+                break
+            landed = len(pts_table) if first.pts is None else int(np.searchsorted(pts_table, first.pts))
+            if landed == len(pts_table) or pts_table[landed] != first.pts:  # a packet the scan did not list
+                if self._counting:
+                    break
+                return itertools.chain([first], packets), start  # pts mode: frames identify themselves
+            if landed <= keyframe and (landed in keyframes or not self._counting):
+                return itertools.chain([first], packets), landed
+        return self._reopen(), 0
+
+    def _decode_from(self, keyframe: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        pts_table = self.index.pts
+        self.num_seeks += 1
+        packets, counter = self._packets_from(keyframe)
+        self._run_start = counter
         context = self._stream.codec_context
-        for packet in self._container.demux(self._stream):
-            if pts_table is not None and packet.pts is not None:
+        for packet in packets:
+            if not self._counting and packet.pts is not None:
                 # frames nothing refers to and nobody asked for are not decoded; only those before the
                 # last wanted frame, since the decoder reads ahead and a later call may want the next ones
                 skip = packet.pts < self._last_wanted_pts and packet.pts not in self._wanted_pts
                 context.skip_frame = "NONREF" if skip else "DEFAULT"
             for frame in packet.decode():
                 self.num_decoded += 1
-                if pts_table is None:
+                if self._counting:  # the decoder outputs frames in display order
                     index, counter = counter, counter + 1
                 else:
                     pts = frame.pts if frame.pts is not None else frame.dts
@@ -231,29 +293,40 @@ class PyAVFrameIterator:
                         continue  # a frame the scan did not list (discarded by an edit list)
                 yield index, frame
 
+    def _start(self, keyframe: int) -> None:
+        self._frames, self._position = self._decode_from(keyframe), keyframe - 1
+
+    def _advance_to(self, target: int) -> av.VideoFrame:
+        for index, frame in self._frames:
+            self._position = index
+            if index == target:
+                return frame
+            if index > target:
+                raise VideoDecodeError(self.path, f"frame {target} was not produced by the decoder")
+        self._frames = None
+        raise VideoDecodeError(self.path, f"stream ended before frame {target}")
+
+    def _frame_at(self, target: int) -> av.VideoFrame:
+        keyframes = self.index.keyframes
+        keyframe = int(keyframes[np.searchsorted(keyframes, target, side="right") - 1])
+        if self._frames is None or target <= self._position or keyframe > self._position + 1:
+            self._start(keyframe)
+        frame = self._advance_to(target)
+        if self.index.decode_order and frame.is_corrupt and self._run_start > 0:
+            # a leading frame of an open GOP, decoded after a seek without its reference in the GOP before:
+            # decode it again from the previous keyframe, through this one
+            self._start(int(keyframes[np.searchsorted(keyframes, self._run_start) - 1]))
+            frame = self._advance_to(target)
+        return frame
+
     def frames(self, indices: Sequence[int]) -> Iterator[tuple[int, av.VideoFrame]]:
         """Yield ``(index, frame)`` for each of the sorted unique ``indices``."""
-        keyframes = self.index.keyframes
-        if self.index.pts is not None and len(indices):
+        if not self._counting and len(indices):
             self._wanted_pts = set(self.index.pts[np.asarray(indices, dtype=np.int64)].tolist())
             self._last_wanted_pts = max(self._wanted_pts)
         try:
             for target in indices:
-                keyframe = int(keyframes[np.searchsorted(keyframes, target, side="right") - 1])
-                if self._frames is None or target <= self._position or keyframe > self._position + 1:
-                    self._frames, self._position = self._decode_from(keyframe), -1
-                    if self.index.pts is not None and keyframe > 0:
-                        self._position = keyframe - 1
-                for index, frame in self._frames:
-                    self._position = index
-                    if index == target:
-                        yield index, frame
-                        break
-                    if index > target:
-                        raise VideoDecodeError(self.path, f"frame {target} was not produced by the decoder")
-                else:
-                    self._frames = None
-                    raise VideoDecodeError(self.path, f"stream ended before frame {target}")
+                yield target, self._frame_at(target)
         except av.FFmpegError as err:
             self._frames = None
             raise VideoDecodeError(self.path, f"decoding failed ({err})") from err
@@ -309,6 +382,12 @@ class _PyAVBackend:
         self._iterator.close()
 
 
+class _DecordLayoutError(VideoDecodeError):
+    """decord gave frames of the wrong shape: it takes ``linesize / width`` as the channel count, so rows
+    padded by FFmpeg (at some widths, e.g. 32, 48, 96 or 144 px) come out as 4 or 6 "channels" or fail to copy.
+    """
+
+
 class _DecordBackend:
     def __init__(self, path: Path, size: tuple[int, int] | None, num_threads: int):
         import decord
@@ -322,15 +401,35 @@ class _DecordBackend:
         except Exception as err:  # decord raises its own error types (DECORDError, RuntimeError)
             raise VideoDecodeError(path, f"decord could not open it ({err})") from err
         self._path = path
+        self._frame_shape = (*(size or (self.metadata.height, self.metadata.width)), 3)
+
+    def _layout_error(self, shape: tuple[int, ...]) -> _DecordLayoutError:
+        return _DecordLayoutError(self._path, f"decord gave frames of shape {shape}, not {self._frame_shape}")
 
     def decode_sorted(self, indices: np.ndarray) -> np.ndarray:
         try:
-            return self._reader.get_batch(indices.tolist()).asnumpy()
+            frames = self._reader.get_batch(indices.tolist()).asnumpy()
         except Exception as err:
+            try:  # the batch copy fails on a badly shaped frame; one frame alone shows the shape
+                shape = tuple(self._reader[int(indices[0])].shape)
+            except Exception:
+                shape = self._frame_shape
+            if shape != self._frame_shape:
+                raise self._layout_error(shape) from err
             raise VideoDecodeError(self._path, f"decord failed ({err})") from err
+        if frames.shape[1:] != self._frame_shape:
+            raise self._layout_error(frames.shape[1:])
+        return frames
 
     def close(self) -> None:
         del self._reader
+
+
+def _decord_reads_exactly(index: StreamIndex) -> bool:
+    """Whether decord returns the frames asked for: it takes a keyframe's packet position for its display
+    position (wrong with leading frames) and seeks by pts (wrong where the demuxer seeks otherwise)."""
+    exact_timestamps = index.pts is not None and not index.decode_order and not index.leading_frames
+    return exact_timestamps and index.container in _DECORD_CONTAINERS
 
 
 class _TorchCodecBackend:
@@ -379,8 +478,10 @@ class VideoReader:
         num_threads: decoder threads (1 suits data-loader workers).
 
     Raises :class:`VideoDecodeError` (naming the path) for missing, empty, corrupt or non-video files.
-    ``.backend`` tells which backend reads the file: streams without timestamps (raw ``.h264``) are read
-    with PyAV whatever was asked, since decord cannot index them.
+    ``.backend`` tells which backend reads the file. PyAV reads it whatever was asked where decord returns
+    other frames than those asked: outside MP4/MOV, Matroska/WebM and FLV (AVI, MPEG-TS, MPEG-PS, raw
+    ``.h264``), with open GOPs (keyframes shown after frames decoded later), and where decord lays frames out
+    with a wrong shape (at some widths; found on the first read, which PyAV then redoes).
     """
 
     def __init__(
@@ -397,10 +498,9 @@ class VideoReader:
         if self.backend not in available_backends():
             raise RuntimeError(_unavailable_reason(self.backend))
         self.size = None if size is None else (int(size[0]), int(size[1]))
-        if self.backend == "decord" and probe(self.path).pts is None:
-            self.backend = (
-                "pyav"  # decord cannot index a stream without timestamps (raw .h264): PyAV reads it
-            )
+        self._num_threads = num_threads
+        if self.backend == "decord" and not _decord_reads_exactly(probe(self.path)):
+            self.backend = "pyav"
         self._impl = _BACKEND_CLASSES[self.backend](self.path, self.size, num_threads)
 
     @property
@@ -417,7 +517,12 @@ class VideoReader:
             height, width = self.size or (self.metadata.height, self.metadata.width)
             return torch.empty((0, height, width, 3), dtype=torch.uint8)
         unique, inverse = np.unique(indices, return_inverse=True)
-        frames = self._impl.decode_sorted(unique)  # (U, H, W, C)
+        try:
+            frames = self._impl.decode_sorted(unique)  # (U, H, W, C)
+        except _DecordLayoutError:
+            self._impl.close()
+            self.backend, self._impl = "pyav", _PyAVBackend(self.path, self.size, self._num_threads)
+            frames = self._impl.decode_sorted(unique)
         frames = torch.as_tensor(frames)
         if len(unique) != len(indices) or not np.array_equal(unique, indices):
             frames = frames[torch.from_numpy(inverse.reshape(-1))]

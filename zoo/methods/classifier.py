@@ -10,7 +10,6 @@ Motionformer/SlowFast protocol.
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from zoo import registry
 from zoo.catalog import get_entry
-from zoo.methods.optim import OptimizerName, build_optimizer, param_groups, warmup_cosine_scheduler
+from zoo.methods.optim import OptimizerName, build_optimizer, param_groups, per_step_schedule
 
 _EMBEDDING_KEYS = ("patch_embed", "cls_token", "pos_embed", "temp_embed", "stem", "conv1", "bn1")
 
@@ -197,11 +196,5 @@ class VideoClassifier(LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         optimizer = build_optimizer(hp.optimizer, self._param_groups(), hp.lr, hp.momentum)
-        total = int(self.trainer.estimated_stepping_batches)
-        batches = self.trainer.num_training_batches
-        per_epoch = (
-            total if math.isinf(batches) else math.ceil(batches / self.trainer.accumulate_grad_batches)
-        )
-        warmup = min(total, round(hp.warmup_epochs * per_epoch))
-        scheduler = warmup_cosine_scheduler(optimizer, warmup, total, hp.min_lr_ratio)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        schedule = per_step_schedule(optimizer, self.trainer, hp.warmup_epochs, hp.min_lr_ratio)
+        return {"optimizer": optimizer, "lr_scheduler": schedule}

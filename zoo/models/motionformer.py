@@ -27,6 +27,7 @@ from torch.utils.checkpoint import checkpoint
 
 from zoo.models.layers.attention import Attention, attention, attention_probs
 from zoo.models.layers.blocks import Block, DropPath, LayerNorm, Mlp, PatchEmbed3D
+from zoo.models.layers.frames import residual_frames
 from zoo.models.layers.trajectory import TrajectoryAttention
 from zoo.registry import register_model
 
@@ -166,6 +167,8 @@ class VideoTransformer(nn.Module):
         attention_backend: "sdpa", "xformers" or "math" (default: $ZOO_ATTENTION, else SDPA).
         pos_embed_grid: side of the stored spatial table (default ``img_size // patch_size``). The
             336-px checkpoints store a 14×14 table and resize it on the fly; they use 14.
+        frame_difference: feed residual frames (differences of consecutive frames, a zero frame
+            appended) instead of RGB frames; a static background then cancels out.
         head_act: activation of ``pre_logits`` ("tanh", "gelu", "relu"), or None for no ``pre_logits``.
     """
 
@@ -196,6 +199,7 @@ class VideoTransformer(nn.Module):
         attention_backend: str | None = None,
         pos_embed_grid: int | None = None,
         head_act: str | None = "tanh",
+        frame_difference: bool = False,
     ):
         super().__init__()
         if attn_type not in ATTENTION_TYPES:
@@ -206,6 +210,7 @@ class VideoTransformer(nn.Module):
         self.num_classes = num_classes if isinstance(num_classes, int) else tuple(num_classes)
         self.embed_dim = self.num_features = embed_dim
         self.grad_checkpointing = False
+        self.frame_difference = frame_difference
 
         self.patch_embed = PatchEmbed3D((tubelet_size, patch_size, patch_size), in_chans, embed_dim)
         grid = pos_embed_grid or img_size // patch_size
@@ -301,6 +306,8 @@ class VideoTransformer(nn.Module):
 
     def _embed(self, x: Tensor) -> tuple[Tensor, int]:
         """Video (B, C, T, H, W) -> tokens (B, 1 + F·P, C) with positions, and F."""
+        if self.frame_difference:
+            x = residual_frames(x, keep_length=True)  # (B, C, T, H, W)
         frames, height, width = self.patch_embed.grid_size(x.shape)
         x = self.patch_embed(x)  # (B, F·P, C)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)

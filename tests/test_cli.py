@@ -67,3 +67,20 @@ def test_missing_arguments_exit_2(argv):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
+
+
+def test_export_writes_the_backbone(tmp_path, tiny_arch):
+    import torch
+
+    from zoo.registry import build
+    from zoo.serialization import load_state_dict
+
+    net = build(tiny_arch)
+    ckpt = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in net.state_dict().items()}, "epoch": 3}, ckpt)
+    out = tmp_path / "backbone.safetensors"
+    assert main(["export", str(ckpt), str(out)]) == 0
+    exported = load_state_dict(out)
+    assert exported.keys() == net.state_dict().keys()
+    assert all(torch.equal(exported[k], v) for k, v in net.state_dict().items())
+    assert main(["export", str(ckpt), str(out), "--prefix", "encoder."]) == 2

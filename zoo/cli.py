@@ -17,12 +17,16 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 PLUGINS = {"data": "zoo.data.commands", "eval": "zoo.eval.commands"}
 
 
+class UsageError(ValueError):
+    """A command asked for something its inputs do not have."""
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean the user asked for something wrong (printed as one line)."""
     from zoo.catalog import CatalogError
     from zoo.registry import UnknownNameError
 
-    errors: list[type[BaseException]] = [CatalogError, UnknownNameError, FileNotFoundError]
+    errors: list[type[BaseException]] = [UsageError, CatalogError, UnknownNameError, FileNotFoundError]
     for module, names in {
         "zoo.hub": ("WeightsUnavailableError", "ChecksumError"),
         "zoo.serialization": ("UnsafeCheckpointError",),
@@ -40,12 +44,27 @@ def user_errors() -> tuple[type[BaseException], ...]:
 # --- Lightning CLI ---------------------------------------------------------------------------
 
 
+def share_cpu_with_loader_workers() -> None:
+    """Half the cores for the training process, the rest for DataLoader workers.
+
+    On a small CPU machine, torch's default (all cores) competes with the decoding workers and a
+    step becomes several times slower; ``OMP_NUM_THREADS`` overrides this choice.
+    """
+    import os
+
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+
+
 def run_lightning(argv: Sequence[str]) -> int:
     from lightning.pytorch import LightningDataModule, LightningModule
     from lightning.pytorch.cli import LightningCLI
 
     from zoo.registry import import_submodules
 
+    share_cpu_with_loader_workers()
     import_submodules("zoo.methods")  # makes every method and DataModule selectable by class name
     import_submodules("zoo.data")
     LightningCLI(
@@ -172,7 +191,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     prefix = args.prefix
     state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     if not state:
-        raise ValueError(f"{args.checkpoint}: no parameter starts with '{prefix}'")
+        raise UsageError(f"{args.checkpoint}: no parameter starts with '{prefix}'")
     save_state_dict(
         state, args.output, metadata={"format": "zoo", "exported_from": Path(args.checkpoint).name}
     )

@@ -9,62 +9,45 @@ curves + the fine-tuned model's confusion matrix).
 from __future__ import annotations
 
 import csv
+import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 PRETRAINED = "motionformer-tiny-synthmotion"
+CONFIG = Path(__file__).with_name("configs") / "motionformer" / "synthmotion_finetune.yaml"
 
 
 def _fit_and_test(
-    run_dir: Path, init_from: str | None, epochs: int, seed: int, limit_batches: float
+    run_dir: Path, init_from: str | None, epochs: int, seed: int, limit_batches: float, synth: dict | None
 ) -> dict[str, Any]:
-    """One Lightning CLI fit + test; returns test metrics, the validation curve and test predictions."""
+    """One Lightning CLI fit (the committed recipe) + test; test metrics, validation curve, predictions."""
     from lightning.pytorch.cli import LightningCLI
     from lightning.pytorch.loggers import CSVLogger
 
-    from zoo.data.datamodule import VideoDataModule
-    from zoo.methods.classifier import VideoClassifier
-
-    args = {
-        "seed_everything": seed,
-        "trainer": {
-            "max_epochs": epochs,
-            "accelerator": "cpu",
-            "default_root_dir": str(run_dir),
-            "logger": {
-                "class_path": "lightning.pytorch.loggers.CSVLogger",
-                "init_args": {"save_dir": str(run_dir), "name": "", "version": ""},
-            },
-            "enable_checkpointing": False,
-            "limit_train_batches": limit_batches,
-            "log_every_n_steps": 5,
-        },
-        "model": {
-            "backbone": "motionformer_tiny",
-            "init_from": init_from,
-            "reset_head": True,
-            "lr": 1e-3,
-            "weight_decay": 0.05,
-            "warmup_epochs": 1.0,
-        },
-        "data": {
-            "num_frames": 8,
-            "stride": 2.0,
-            "size": 64,
-            "batch_size": 16,
-            "num_workers": 2,
-            "train_transform": {"name": "train", "flip_p": 0.0, "scale": [0.6, 1.0]},
-        },
+    logger = {
+        "class_path": "lightning.pytorch.loggers.CSVLogger",
+        "init_args": {"save_dir": str(run_dir), "name": "", "version": ""},
     }
-    cli = LightningCLI(
-        VideoClassifier,
-        VideoDataModule,
-        args=["fit", *_flatten(args)],
-        save_config_kwargs={"overwrite": True},
-    )
+    args = [
+        "fit",
+        f"--config={CONFIG}",
+        f"--seed_everything={seed}",
+        f"--trainer.max_epochs={epochs}",
+        f"--trainer.default_root_dir={run_dir}",
+        f"--trainer.logger={json.dumps(logger)}",
+        "--trainer.callbacks=[]",
+        "--trainer.enable_checkpointing=false",
+        f"--trainer.limit_train_batches={limit_batches}",
+        f"--model.init_args.init_from={init_from or 'null'}",
+        f"--data.init_args.synth={json.dumps(synth)}",
+    ]
+    with warnings.catch_warnings():  # `args` are ours, whatever sys.argv holds
+        warnings.filterwarnings("ignore", "LightningCLI's args parameter", UserWarning)
+        cli = LightningCLI(save_config_kwargs={"overwrite": True}, args=args)
     assert isinstance(cli.trainer.logger, CSVLogger)
     test = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
     preds, labels = [], []
@@ -83,22 +66,6 @@ def _fit_and_test(
     }
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> list[str]:
-    """{"a": {"b": 1}} -> ["--a.b=1"] (dicts with class_path stay whole, as JSON)."""
-    import json
-
-    out = []
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and "class_path" not in value:
-            out += _flatten(value, f"{name}.")
-        else:
-            out.append(
-                f"--{name}={json.dumps(value) if isinstance(value, dict | list) or value is None else value}"
-            )
-    return out
-
-
 def _val_curve(metrics_csv: Path) -> list[tuple[int, float]]:
     rows = list(csv.DictReader(metrics_csv.open()))
     return [(int(r["epoch"]), float(r["val/top1"])) for r in rows if r.get("val/top1")]
@@ -109,6 +76,7 @@ def _plot(results: dict[str, dict[str, Any]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (ax_curve, ax_cm) = plt.subplots(1, 2, figsize=(12, 5))
     for name, res in results.items():
@@ -117,6 +85,7 @@ def _plot(results: dict[str, dict[str, Any]], path: Path) -> None:
     ax_curve.set(
         xlabel="epoch", ylabel="validation top-1 (%)", title="SynthMotion fine-tuning", ylim=(0, 100)
     )
+    ax_curve.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_curve.grid(alpha=0.3)
     ax_curve.legend()
     best = results["pretrained"]
@@ -145,26 +114,35 @@ def _plot(results: dict[str, dict[str, Any]], path: Path) -> None:
 
 
 def run(
-    out_dir: str | Path = "runs/quickstart", epochs: int = 4, seed: int = 0, limit_batches: float = 1.0
+    out_dir: str | Path = "runs/quickstart",
+    epochs: int = 4,
+    seed: int = 0,
+    limit_batches: float = 1.0,
+    synth: dict | None = None,
 ) -> dict[str, float]:
-    """Run the quick start; returns the two test top-1 figures (%) and writes ``out_dir/quickstart.png``."""
+    """Run the quick start; returns the two test top-1 figures (%) and writes ``out_dir/quickstart.png``.
+
+    ``synth``: SynthMotionConfig fields (default: the default set).
+    """
     from rich.console import Console
 
+    from zoo.cli import share_cpu_with_loader_workers
     from zoo.data import synthmotion
 
+    share_cpu_with_loader_workers()
     console = Console()
     out = Path(out_dir)
     start = time.perf_counter()
     console.rule("[bold]zoo quick start")
     console.print("1/3 SynthMotion (generated once, offline)")
-    root = synthmotion.ensure()
+    root = synthmotion.ensure(synthmotion.SynthMotionConfig(**(synth or {})))
     console.print(f"    {root}")
     results = {}
     for step, (name, init) in enumerate((("pretrained", PRETRAINED), ("scratch", None)), start=2):
         console.print(
             f"{step}/3 motionformer_tiny {'fine-tuned from ' + init if init else 'from scratch'}, {epochs} epochs"
         )
-        results[name] = _fit_and_test(out / name, init, epochs, seed, limit_batches)
+        results[name] = _fit_and_test(out / name, init, epochs, seed, limit_batches, synth)
     plot = out / "quickstart.png"
     _plot(results, plot)
     top1 = {name: 100 * float(res["test"]["test/top1"]) for name, res in results.items()}

@@ -204,6 +204,7 @@ def save_state_dict(
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         safetensors.torch.save_file(tensors, str(tmp), metadata=meta)
+        tmp.chmod(0o644)  # safetensors creates its file private; weights are meant to be shared
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

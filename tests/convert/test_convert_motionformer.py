@@ -18,15 +18,6 @@ from zoo.models.motionformer import VideoTransformer
 WIDTH, HEADS, DEPTH, PATCH = 24, 2, 2, 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster, and immune to OpenMP stalls on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --- a checkpoint in the original layout ------------------------------------------------------------
 
 

@@ -74,15 +74,6 @@ class RandomViewsDataModule(L.LightningDataModule):
         return DataLoader(self.dataset, self.batch_size)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run ~10x faster on one thread than on two oversubscribed cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def tiny_simclr(**overrides) -> SimCLR:
     args = dict(
         encoder="r3d_tiny",

@@ -13,15 +13,6 @@ from zoo.models.layers.attention import Attention, attention, resolve_backend
 from zoo.models.layers.blocks import Block, DropPath, Mlp, PatchEmbed3D
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster, and immune to OpenMP stalls on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def qkv(b=2, h=3, nq=7, nk=11, d=8, seed=0, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
     return tuple(torch.randn(b, h, n, d, generator=g, dtype=dtype) for n in (nq, nk, nk))

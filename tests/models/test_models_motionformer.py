@@ -23,15 +23,6 @@ FULL = [
 SMALL = dict(embed_dim=24, depth=2, num_heads=2, num_classes=5)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster, and immune to OpenMP stalls on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def clip(frames=8, size=64, batch=2, seed=0):
     return torch.randn(batch, 3, frames, size, size, generator=torch.Generator().manual_seed(seed))
 

@@ -21,15 +21,6 @@ B, H, D = 2, 3, 8
 C = H * D
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster, and immune to OpenMP stalls on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_inputs(frames=3, patches=10, has_cls=True, seed=0, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
     n = frames * patches + int(has_cls)

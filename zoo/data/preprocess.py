@@ -12,7 +12,7 @@ import torch
 
 from zoo.data.datasets import VideoDataset
 from zoo.data.formats import VideoRecord
-from zoo.data.samplers import MultiViewTestSampler
+from zoo.data.samplers import MultiViewTestSampler, UniformClipSampler
 from zoo.data.transforms import build_transform
 
 
@@ -25,7 +25,7 @@ class ClipPreprocessor:
     """
 
     num_frames: int
-    stride: float
+    stride: float | None  # None: frames spread evenly over the whole video (SSv2-style)
     size: int
     mean: Sequence[float]
     std: Sequence[float]
@@ -41,7 +41,7 @@ class ClipPreprocessor:
             raise ValueError(f"{entry.name}: preprocess gives no video clip geometry (num_frames, size)")
         return cls(
             num_frames=p.num_frames,
-            stride=float(p.sampling_stride or 1),
+            stride=None if p.sampling_stride is None else float(p.sampling_stride),
             size=p.size,
             mean=p.mean,
             std=p.std,
@@ -52,9 +52,12 @@ class ClipPreprocessor:
         )
 
     def _dataset(self, path: Path) -> VideoDataset:
-        sampler = MultiViewTestSampler(
-            num_frames=self.num_frames, stride=self.stride, num_clips=self.clips, num_crops=self.crops
-        )
+        if self.stride is None:
+            sampler = UniformClipSampler(num_frames=self.num_frames, mode="frames")
+        else:
+            sampler = MultiViewTestSampler(
+                num_frames=self.num_frames, stride=self.stride, num_clips=self.clips, num_crops=self.crops
+            )
         common = dict(size=self.size, mean=self.mean, std=self.std, channel_order=self.channel_order)
         if self.crops == 3:
             transform = build_transform("three_crop", **common)

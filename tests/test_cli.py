@@ -84,3 +84,13 @@ def test_export_writes_the_backbone(tmp_path, tiny_arch):
     assert exported.keys() == net.state_dict().keys()
     assert all(torch.equal(exported[k], v) for k, v in net.state_dict().items())
     assert main(["export", str(ckpt), str(out), "--prefix", "encoder."]) == 2
+
+
+def test_eval_on_a_foreign_checkpoint_is_one_line(tmp_path, capsys):
+    import torch
+
+    ckpt = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, ckpt)
+    assert main(["eval", "knn", "--model", str(ckpt)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a zoo method checkpoint" in err[0]

@@ -32,6 +32,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         "zoo.serialization": ("UnsafeCheckpointError",),
         "zoo.data.video": ("VideoDecodeError",),
         "zoo.data.formats": ("ManifestError",),
+        "zoo.methods.base": ("CheckpointContentError",),
     }.items():
         try:
             mod = importlib.import_module(module)

@@ -248,6 +248,14 @@ class SSLMethod(LightningModule, metaclass=ABCMeta):
 
 # --- checkpoints -------------------------------------------------------------------------------------
 
+
+class CheckpointContentError(KeyError):
+    """A checkpoint without what was asked of it (not a zoo method checkpoint, or no such encoder)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
 REQUIRED_CHECKPOINT_KEYS = ("state_dict", "epoch", "global_step", "loops", "optimizer_states")
 
 
@@ -287,11 +295,13 @@ def load_encoder(checkpoint_path: str | Path, modality: str | None = None) -> nn
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     specs = checkpoint.get("zoo_encoders")
     if not specs:
-        raise KeyError(f"{checkpoint_path} has no 'zoo_encoders' entry: not a zoo method checkpoint")
+        raise CheckpointContentError(
+            f"{checkpoint_path} has no 'zoo_encoders' entry: not a zoo method checkpoint"
+        )
     if modality is None:
         modality = next((m for m, s in specs.items() if s.get("probe")), next(iter(specs)))
     if modality not in specs:
-        raise KeyError(f"{checkpoint_path}: no '{modality}' encoder; it has {sorted(specs)}")
+        raise CheckpointContentError(f"{checkpoint_path}: no '{modality}' encoder; it has {sorted(specs)}")
     spec = specs[modality]
     encoder = registry.build(spec["arch"], **{"num_classes": 0, **spec["kwargs"]})
     prefix = f"encoders.{modality}."

@@ -63,6 +63,10 @@ def test_valid_entry_is_typed(tmp_path):
         (lambda e: e.update(verified=True), "verified", "no sha256"),
         (lambda e: e["preprocess"].update(channel_order="gbr"), "preprocess.channel_order", "rgb"),
         (lambda e: e["metrics"]["paper"][0].update(value="high"), "metrics.paper[0].value", "expected float"),
+        (lambda e: e["preprocess"].update(num_frames=0), "preprocess.num_frames", ">= 1"),
+        (lambda e: e["preprocess"].update(test_crops=2), "preprocess.test_crops", "three crops"),
+        (lambda e: e["preprocess"].update(mean=[0.5]), "preprocess.mean", "1 or 3 values"),
+        (lambda e: e["preprocess"].update(std=[0.2, 0.0, 0.2]), "preprocess.std", "> 0"),
     ],
 )
 def test_bad_field_names_entry_and_field(tmp_path, mutate, field, message):

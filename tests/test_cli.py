@@ -49,6 +49,22 @@ def test_validate_reports_entry_and_field(tmp_path, capsys, tiny_arch):
     assert "entry 'x'" in err and "preprocess.num_frames" in err and "Traceback" not in err
 
 
+def test_validate_names_a_misspelt_converter(tmp_path, capsys, tiny_arch):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "x": {
+                    "arch": tiny_arch,
+                    "weights": [{"url": {"url": "https://example.org/w.pyth", "format": "motionformer-pth"}}],
+                }
+            }
+        )
+    )
+    assert main(["checkpoints", "validate", str(bad)]) == 2
+    assert "motionformer-pyth" in capsys.readouterr().err  # the suggestion
+
+
 def test_validate_packaged_catalog(capsys):
     assert main(["checkpoints", "validate"]) == 0
     assert "entries valid" in capsys.readouterr().out
@@ -84,6 +100,8 @@ def test_export_writes_the_backbone(tmp_path, tiny_arch):
     assert exported.keys() == net.state_dict().keys()
     assert all(torch.equal(exported[k], v) for k, v in net.state_dict().items())
     assert main(["export", str(ckpt), str(out), "--prefix", "encoder."]) == 2
+    torch.save({"weights": torch.zeros(1)}, ckpt)  # not a Lightning checkpoint
+    assert main(["export", str(ckpt), str(out)]) == 2
 
 
 def test_eval_on_a_foreign_checkpoint_is_one_line(tmp_path, capsys):

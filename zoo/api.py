@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,8 +41,10 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) 
     dropped = [k for k, v in state.items() if is_head(k) and (k not in own or own[k].shape != v.shape)]
     mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape and k not in dropped]
     state = {k: v for k, v in state.items() if k not in dropped and k not in mismatched}
+    has_head = any(is_head(k) for k in state)  # a bare backbone (e.g. exported from pre-training) has none
     missing, unexpected = model.load_state_dict(state, strict=False)
-    bad_missing = [k for k in missing if not (is_head(k) and dropped) and k not in mismatched]
+    fresh_head = bool(dropped) or not has_head
+    bad_missing = [k for k in missing if not (is_head(k) and fresh_head) and k not in mismatched]
     if bad_missing or unexpected or mismatched:
         parts = []
         if bad_missing:
@@ -51,26 +54,44 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) 
         if mismatched:
             parts.append(f"shape mismatch {mismatched[:8]}")
         raise RuntimeError(f"weights from {source} do not fit {type(model).__name__}: " + "; ".join(parts))
-    if dropped:
-        log.info("re-initialised the classifier (%d keys) for a new number of classes", len(dropped))
+    if dropped or (head and not has_head):
+        log.info("the classifier keeps its fresh initialisation (the checkpoint's does not fit or is absent)")
+
+
+def pretrained_arch_args(arch: str, pretrained: str) -> dict[str, Any]:
+    """Architecture arguments a checkpoint was made with (catalog entry or published folder); checks ``arch``."""
+    path = Path(pretrained)
+    if path.is_file():
+        return {}
+    if path.is_dir():
+        config = json.loads((path / "config.json").read_text())
+        source_arch, args = config["arch"], config.get("arch_args") or {}
+    else:
+        entry = get_entry(pretrained)
+        source_arch, args = entry.arch, entry.arch_args
+    if source_arch != arch:
+        raise ValueError(f"checkpoint '{pretrained}' is for architecture '{source_arch}', not '{arch}'")
+    return dict(args)
+
+
+def load_pretrained(
+    model: nn.Module, pretrained: str, revision: str | None = None, cache_dir: str | Path | None = None
+) -> None:
+    """Load a catalog entry, published folder or weights file into ``model`` (see :func:`load_weights`)."""
+    state, _ = _state_for(pretrained, revision=revision, cache_dir=cache_dir)
+    load_weights(model, state, pretrained)
 
 
 def create_model(arch: str, pretrained: str | None = None, **overrides: Any) -> nn.Module:
     """Build architecture ``arch``; ``pretrained`` names a catalog entry (or a weights file/folder).
 
-    A ``num_classes`` different from the checkpoint's re-initialises the classifier only.
+    The checkpoint's own architecture arguments apply first, then ``overrides``. A ``num_classes``
+    different from the checkpoint's re-initialises the classifier only.
     """
     if pretrained is None:
         return registry.build(arch, **overrides)
-    entry_args: dict[str, Any] = {}
-    if not Path(pretrained).exists():
-        entry = get_entry(pretrained)
-        if entry.arch != arch:
-            raise ValueError(f"checkpoint '{pretrained}' is for architecture '{entry.arch}', not '{arch}'")
-        entry_args = dict(entry.arch_args)
-    model = registry.build(arch, **{**entry_args, **overrides})
-    state, _ = _state_for(pretrained)
-    load_weights(model, state, pretrained)
+    model = registry.build(arch, **{**pretrained_arch_args(arch, pretrained), **overrides})
+    load_pretrained(model, pretrained)
     return model
 
 

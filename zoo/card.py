@@ -60,8 +60,14 @@ class Card:
             lines += ["", "Measured here with:", ""] + [f"- {m.name}: `{m.command}`" for m in self.commands()]
         lines += ["", "## Preprocessing", ""]
         lines += [f"- {k}: {v}" for k, v in p.to_dict().items() if v is not None]
-        lines += ["", "## Usage", "", "```python", "import zoo", f'model = zoo.load("{e.name}")']
-        lines += [f'preprocess = zoo.transform_for("{e.name}")', "```"]
+        lines += ["", "## Usage", "", "```python", "import zoo"]
+        if e.weights:
+            lines.append(f'model = zoo.load("{e.name}")')
+        else:  # no source zoo can fetch: the notes say how to make the file
+            lines.append(f'model = zoo.create_model("{e.arch}", pretrained="converted.safetensors")')
+        if p.modality == "video" and p.num_frames and p.size:
+            lines.append(f'views = zoo.transform_for("{e.name}")("clip.mp4")  # (views, C, T, H, W)')
+        lines.append("```")
         if e.paper and e.paper.bibtex:
             lines += ["", "## Citation", "", "```bibtex", e.paper.bibtex.strip(), "```"]
         return "\n".join(lines) + "\n"

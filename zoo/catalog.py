@@ -8,8 +8,10 @@ raises :class:`CatalogError` naming the entry and the field.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -113,13 +115,11 @@ class CatalogEntry:
     license: str = "unknown"
     paper: Paper | None = None
     notes: str = ""
-    dropped_keys: tuple[str, ...] = ()  # original keys the converter may drop (listed, not guessed)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["weights"] = [_source_to_dict(s) for s in self.weights]
         out["preprocess"] = self.preprocess.to_dict()
-        out["dropped_keys"] = list(self.dropped_keys)
         del out["name"]
         return out
 
@@ -144,6 +144,16 @@ class _Ctx:
         return CatalogError(f"{self.path.name}: entry '{self.entry}', field '{field_name}': {message}")
 
 
+def _did_you_mean(unknown: list[str], allowed: Iterable[str]) -> str:
+    """'archh' (did you mean 'arch'?); ... for each unknown key."""
+    allowed = sorted(allowed)
+    parts = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, allowed, n=1)
+        parts.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    return "; ".join(parts)
+
+
 def _build(cls: type, data: Any, ctx: _Ctx, where: str) -> Any:
     """Instantiate dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
     if not isinstance(data, dict):
@@ -151,13 +161,9 @@ def _build(cls: type, data: Any, ctx: _Ctx, where: str) -> Any:
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(names))
     if unknown:
-        import difflib
-
-        hints = [difflib.get_close_matches(u, list(names), n=1) for u in unknown]
-        hint = "; ".join(
-            f"'{u}'" + (f" (did you mean '{h[0]}'?)" if h else "") for u, h in zip(unknown, hints)
+        raise ctx.error(
+            where, f"unknown key {_did_you_mean(unknown, names)}; allowed: {', '.join(sorted(names))}"
         )
-        raise ctx.error(where, f"unknown key {hint}; allowed: {', '.join(sorted(names))}")
     kwargs = {}
     for key, value in data.items():
         kwargs[key] = _coerce(names[key].type, value, ctx, f"{where}.{key}" if where else key)
@@ -188,10 +194,6 @@ def _coerce(annotation: str, value: Any, ctx: _Ctx, where: str) -> Any:
         if not isinstance(value, dict):
             raise ctx.error(where, f"expected a mapping, got {type(value).__name__}")
         return dict(value)
-    if base == "tuple[str, ...]":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ctx.error(where, "expected a list of strings")
-        return tuple(value)
     return value
 
 
@@ -210,6 +212,25 @@ def _parse_source(raw: Any, ctx: _Ctx, where: str) -> WeightSource:
     return source
 
 
+def _check_preprocess(prep: Preprocess, ctx: _Ctx) -> None:
+    if prep.channel_order not in ("rgb", "bgr"):
+        raise ctx.error("preprocess.channel_order", f"must be 'rgb' or 'bgr', got {prep.channel_order!r}")
+    for name in ("num_frames", "sampling_stride", "size", "short_side", "test_clips"):
+        value = getattr(prep, name)
+        if value is not None and value < 1:
+            raise ctx.error(f"preprocess.{name}", f"must be >= 1, got {value}")
+    if prep.test_crops not in (1, 3):
+        raise ctx.error(
+            "preprocess.test_crops", f"must be 1 (centre) or 3 (three crops), got {prep.test_crops}"
+        )
+    if len(prep.mean) != len(prep.std) or len(prep.mean) not in (1, 3):
+        raise ctx.error(
+            "preprocess.mean", f"mean and std need 1 or 3 values each, got {prep.mean} and {prep.std}"
+        )
+    if any(v <= 0 for v in prep.std):
+        raise ctx.error("preprocess.std", f"must be > 0, got {prep.std}")
+
+
 def parse_entry(name: str, raw: Any, path: Path = CATALOG_PATH) -> CatalogEntry:
     """Validate one YAML entry into a :class:`CatalogEntry`."""
     ctx = _Ctx(path, name)
@@ -217,13 +238,7 @@ def parse_entry(name: str, raw: Any, path: Path = CATALOG_PATH) -> CatalogEntry:
         raise ctx.error("", "an entry is a mapping of fields")
     unknown = sorted(set(raw) - _ENTRY_FIELDS)
     if unknown:
-        import difflib
-
-        hints = [difflib.get_close_matches(u, sorted(_ENTRY_FIELDS), n=1) for u in unknown]
-        msg = "; ".join(
-            f"'{u}'" + (f" (did you mean '{h[0]}'?)" if h else "") for u, h in zip(unknown, hints)
-        )
-        raise ctx.error(unknown[0], f"unknown field {msg}")
+        raise ctx.error(unknown[0], f"unknown field {_did_you_mean(unknown, _ENTRY_FIELDS)}")
     if "arch" not in raw:
         raise ctx.error("arch", "is required")
     data = dict(raw)
@@ -253,8 +268,7 @@ def parse_entry(name: str, raw: Any, path: Path = CATALOG_PATH) -> CatalogEntry:
     if entry.verified and any(s.sha256 is None for s in sources):
         raise ctx.error("verified", "is true but a weight source has no sha256")
     prep = _build(Preprocess, preprocess, ctx, "preprocess")
-    if prep.channel_order not in ("rgb", "bgr"):
-        raise ctx.error("preprocess.channel_order", f"must be 'rgb' or 'bgr', got {prep.channel_order!r}")
+    _check_preprocess(prep, ctx)
     return dataclasses.replace(
         entry,
         weights=sources,

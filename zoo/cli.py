@@ -17,13 +17,10 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 PLUGINS = {"data": "zoo.data.commands", "eval": "zoo.eval.commands"}
 
 
-class UsageError(ValueError):
-    """A command asked for something its inputs do not have."""
-
-
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean the user asked for something wrong (printed as one line)."""
     from zoo.catalog import CatalogError
+    from zoo.errors import UsageError
     from zoo.registry import UnknownNameError
 
     errors: list[type[BaseException]] = [UsageError, CatalogError, UnknownNameError, FileNotFoundError]
@@ -135,10 +132,8 @@ def cmd_card(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     from zoo import hub
-    from zoo.catalog import get_entry
 
-    path = hub.resolve(get_entry(args.name), revision=args.revision, cache_dir=args.cache_dir)
-    print(path)
+    print(hub.download(args.name, revision=args.revision, cache_dir=args.cache_dir))
     return 0
 
 
@@ -166,6 +161,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_checkpoints_validate(args: argparse.Namespace) -> int:
     from zoo.catalog import CATALOG_PATH, parse_catalog
+    from zoo.convert import get_converter
     from zoo.registry import get_factory
 
     path = Path(args.path) if args.path else CATALOG_PATH
@@ -173,6 +169,9 @@ def cmd_checkpoints_validate(args: argparse.Namespace) -> int:
     for entry in entries.values():
         get_factory(entry.arch)
         _count_params(entry.arch, entry.arch_args)  # arch args build
+        for source in entry.weights:
+            if source.format != "safetensors":
+                get_converter(source.format)  # a misspelt format names the closest ones
     print(f"{path}: {len(entries)} entries valid")
     return 0
 
@@ -186,9 +185,12 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """The backbone of a training checkpoint as a safetensors file ``zoo.create_model`` can load."""
+    from zoo.errors import UsageError
     from zoo.serialization import safe_torch_load, save_state_dict
 
     checkpoint = safe_torch_load(Path(args.checkpoint))
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UsageError(f"{args.checkpoint}: not a Lightning checkpoint (no 'state_dict')")
     prefix = args.prefix
     state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     if not state:
@@ -294,7 +296,7 @@ def _user_error(exc: BaseException | None) -> BaseException | None:
         if isinstance(exc, errors):
             return exc
         seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     return None
 
 

@@ -50,8 +50,8 @@ def import_submodules(package: str) -> None:
 def _discover() -> None:
     global _discovered
     if not _discovered:
-        _discovered = True
         import_submodules("zoo.models")
+        _discovered = True  # only once every model module imported
 
 
 def suggest(name: str, candidates: list[str], kind: str) -> UnknownNameError:

@@ -36,10 +36,27 @@ def test_init_from_catalog_entry_gets_a_new_head(tmp_path, make_catalog):
         }
     )
     model = VideoClassifier("joint_tiny", TINY, num_classes=3, init_from="joint-demo")
+    model.load_init_weights()  # what setup("fit") does on a fresh run
     assert model.model.head.out_features == 3
     torch.testing.assert_close(model.model.patch_embed.proj.weight, source.patch_embed.proj.weight)
     same = VideoClassifier("joint_tiny", TINY, num_classes=5, init_from="joint-demo", reset_head=True)
+    same.load_init_weights()
     assert not torch.equal(same.model.head.weight, source.head.weight)
+    path.unlink()  # rebuilding a fine-tuned model (checkpoint reload, resume) must not need the original
+    VideoClassifier("joint_tiny", TINY, num_classes=3, init_from="joint-demo")
+
+
+def test_tokens_and_positions_are_not_decayed():
+    model = VideoClassifier("joint_tiny", TINY, num_classes=2)
+    decayed = {id(p) for g in model._param_groups() if g["weight_decay"] > 0 for p in g["params"]}
+    for name in ("cls_token", "pos_embed", "temp_embed"):
+        assert id(getattr(model.model, name)) not in decayed
+    assert id(model.model.patch_embed.proj.weight) in decayed
+
+
+def test_layer_decay_needs_blocks():
+    with pytest.raises(ValueError, match="layer_decay"):
+        VideoClassifier("r3d_tiny", num_classes=2, layer_decay=0.5)._param_groups()
 
 
 def test_mixup_mixes_clips_and_targets():

@@ -31,10 +31,10 @@ def register_converter(fmt: str) -> Callable[[Converter], Converter]:
 def converter_names() -> list[str]:
     global _discovered
     if not _discovered:
-        _discovered = True
         from zoo.registry import import_submodules
 
         import_submodules("zoo.convert")
+        _discovered = True
     return sorted(_converters)
 
 

@@ -251,6 +251,10 @@ class VideoDataModule(LightningDataModule):
         )
 
     def setup(self, stage: str | None = None) -> None:
+        _, rank = self._world()  # device-side draws differ between ranks (distinct negatives across GPUs)
+        self._device_generator.manual_seed(
+            int(np.random.SeedSequence([self.hparams.seed, rank]).generate_state(1)[0])
+        )
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
         for split in wanted.get(stage, ("train", "val", "test")):
             if split in self.datasets:
@@ -305,7 +309,7 @@ class VideoDataModule(LightningDataModule):
 
         ``video`` ``(B, T, H, W, C)`` -> ``(B, C, T, H, W)`` (``video_views`` ``(B, 3, ...)`` for three crops);
         ``video_views`` ``(B, K, T, H, W, C)`` -> ``(B, K', C, T, H, W)``. Parameters are drawn per clip from
-        a generator seeded with ``seed``.
+        a generator seeded with ``seed`` and the rank.
         """
         transform = self._transform(stage)
         if "video" in batch:

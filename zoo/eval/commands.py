@@ -102,11 +102,29 @@ def load_model(spec: str, modality: str | None = None, seed: int = 0) -> nn.Modu
     return api.load(spec)  # raises with the closest catalog names
 
 
-def _clip_settings(args: argparse.Namespace) -> dict[str, Any]:
-    from zoo.catalog import catalog
+def _preprocess(model: str):
+    """The preprocess record of a catalog name or a published folder (None for anything else)."""
+    import json
 
-    entry = catalog().get(args.model)
-    prep = entry.preprocess if entry is not None else None
+    from zoo.catalog import catalog, parse_entry
+
+    entry = catalog().get(model)
+    config = Path(model) / "config.json"
+    if entry is None and config.is_file():
+        meta = json.loads(config.read_text())
+        entry = parse_entry(meta.get("name", Path(model).name), meta["entry"], config)
+    return entry.preprocess if entry is not None else None
+
+
+def _clip_settings(args: argparse.Namespace) -> dict[str, Any]:
+    from zoo.errors import UsageError
+
+    prep = _preprocess(args.model)
+    if prep is not None and prep.sampling_stride is None and args.stride is None:
+        raise UsageError(
+            f"{args.model} samples frames over the whole video (no stride), which `zoo eval` does not do; "
+            "give --stride to evaluate with strided clips"
+        )
     settings = {
         "num_frames": args.frames or (prep and prep.num_frames) or 8,
         "stride": args.stride or (prep and prep.sampling_stride) or 2.0,
@@ -116,6 +134,8 @@ def _clip_settings(args: argparse.Namespace) -> dict[str, Any]:
         settings["mean"] = tuple(args.mean or prep.mean)
     if args.std or prep:
         settings["std"] = tuple(args.std or prep.std)
+    if prep:
+        settings["channel_order"] = prep.channel_order
     return settings
 
 

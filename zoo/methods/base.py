@@ -38,6 +38,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from zoo import registry
 from zoo.eval.features import embed
 from zoo.methods.optim import OptimizerName, build_optimizer, param_groups, per_step_schedule
+from zoo.serialization import safe_torch_load
 
 __all__ = ["SSLMethod", "find_resume_checkpoint", "load_encoder"]
 
@@ -265,7 +266,7 @@ def _is_complete(path: Path) -> bool:
         with zipfile.ZipFile(path) as archive:
             if archive.testzip() is not None:
                 raise zipfile.BadZipFile("a member fails its CRC check")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        checkpoint = safe_torch_load(path)
     except Exception as exc:  # any unreadable file is skipped, whatever the reason
         log.warning("skipping unreadable checkpoint %s (%s: %s)", path, type(exc).__name__, exc)
         return False
@@ -292,7 +293,7 @@ def load_encoder(checkpoint_path: str | Path, modality: str | None = None) -> nn
 
     The returned module has no classifier (``num_classes=0``) and is in eval mode.
     """
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    checkpoint = safe_torch_load(checkpoint_path)
     specs = checkpoint.get("zoo_encoders")
     if not specs:
         raise CheckpointContentError(

@@ -21,6 +21,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo import registry
+from zoo.api import load_pretrained, pretrained_arch_args
 from zoo.catalog import get_entry
 from zoo.methods.optim import OptimizerName, build_optimizer, param_groups, per_step_schedule
 
@@ -75,6 +76,7 @@ class VideoClassifier(LightningModule):
         if init_from and not Path(init_from).exists():
             get_entry(init_from)
         self.model: nn.Module | None = None
+        self._init_loaded = False
         if num_classes:
             self._build(num_classes)
 
@@ -83,14 +85,9 @@ class VideoClassifier(LightningModule):
     def _build(self, num_classes: int) -> None:
         hp = self.hparams
         args = {**(hp.backbone_args or {}), "num_classes": num_classes}
-        if hp.init_from:
-            from zoo.api import create_model
-
-            self.model = create_model(hp.backbone, pretrained=hp.init_from, **args)
-            if hp.reset_head:
-                self.model.reset_classifier(num_classes)
-        else:
-            self.model = registry.build(hp.backbone, **args)
+        if hp.init_from:  # the checkpoint's architecture arguments first (weights: load_init_weights)
+            args = {**pretrained_arch_args(hp.backbone, hp.init_from), **args}
+        self.model = registry.build(hp.backbone, **args)
         self.metrics = nn.ModuleDict(
             {
                 f"{split}_top{k}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
@@ -98,6 +95,17 @@ class VideoClassifier(LightningModule):
                 for k in (1, min(5, num_classes))
             }
         )
+
+    def load_init_weights(self) -> None:
+        """Load ``init_from`` into the backbone; a new head when the classes differ or ``reset_head``.
+
+        Called at the start of ``fit``, and not when a run resumes from (or a test reloads) a checkpoint,
+        which holds every weight already: the original checkpoint is not fetched again.
+        """
+        load_pretrained(self.model, self.hparams.init_from)
+        if self.hparams.reset_head:
+            self.model.reset_classifier(self.hparams.num_classes)
+        self._init_loaded = True
 
     def setup(self, stage: str) -> None:
         if self.model is None:
@@ -107,6 +115,9 @@ class VideoClassifier(LightningModule):
                 raise ValueError("VideoClassifier needs num_classes (or a datamodule that knows it)")
             self.hparams.num_classes = int(num_classes)  # saved with checkpoints
             self._build(int(num_classes))
+        fresh_run = self.trainer is not None and self.trainer.ckpt_path is None
+        if stage == "fit" and self.hparams.init_from and fresh_run and not self._init_loaded:
+            self.load_init_weights()
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """Logits (B, classes) of clips (B, C, T, H, W)."""
@@ -181,16 +192,21 @@ class VideoClassifier(LightningModule):
     def _param_groups(self) -> list[dict[str, Any]]:
         hp = self.hparams
         named = list(self.model.named_parameters())
+        no_decay = self.model.no_weight_decay() if hasattr(self.model, "no_weight_decay") else ()
         if hp.layer_decay == 1.0:
-            return param_groups(named, hp.weight_decay)
+            return param_groups(named, hp.weight_decay, no_decay_names=no_decay)
         num_layers = len(getattr(self.model, "blocks", getattr(self.model, "layers", [])))
+        if num_layers == 0:
+            raise ValueError(
+                f"layer_decay needs a backbone with `blocks` or `layers`; {hp.backbone} has neither"
+            )
         by_layer: dict[int, list[tuple[str, torch.Tensor]]] = {}
         for name, p in named:
             by_layer.setdefault(layer_id(name, num_layers), []).append((name, p))
         groups = []
         for depth, params in sorted(by_layer.items()):
             scale = hp.layer_decay ** (num_layers + 1 - depth)
-            groups += param_groups(params, hp.weight_decay, lr=hp.lr * scale)
+            groups += param_groups(params, hp.weight_decay, no_decay_names=no_decay, lr=hp.lr * scale)
         return groups
 
     def configure_optimizers(self) -> dict[str, Any]:

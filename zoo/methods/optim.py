@@ -89,14 +89,20 @@ def param_groups(
     named_parameters: Iterable[tuple[str, torch.Tensor]],
     weight_decay: float,
     exclude_bias_and_norm: bool = True,
+    no_decay_names: Iterable[str] = (),
     **group_options: Any,
 ) -> list[dict[str, Any]]:
-    """Split parameters into a decayed group and (1-D: biases, norm scales) an undecayed LARS-excluded one."""
+    """Split parameters into a decayed group and an undecayed LARS-excluded one.
+
+    Undecayed: 1-D tensors (biases, norm scales) when ``exclude_bias_and_norm``, and the parameters named in
+    ``no_decay_names`` (a backbone's ``no_weight_decay()``: tokens and position embeddings).
+    """
+    skip = set(no_decay_names)
     decay, no_decay = [], []
-    for _, p in named_parameters:
+    for name, p in named_parameters:
         if not p.requires_grad:
             continue
-        (no_decay if exclude_bias_and_norm and p.ndim <= 1 else decay).append(p)
+        (no_decay if name in skip or (exclude_bias_and_norm and p.ndim <= 1) else decay).append(p)
     groups = []
     if decay:
         groups.append({"params": decay, "weight_decay": weight_decay, **group_options})

@@ -81,3 +81,28 @@ def make_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         return path
 
     return make
+
+
+@pytest.fixture
+def tiny_synth_data(tmp_path: Path) -> dict:
+    """VideoDataModule arguments for a tiny SynthMotion set (2 classes, 32 px) generated under ``tmp_path``."""
+    synth = {
+        "num_classes": 2,
+        "train_per_class": 4,
+        "val_per_class": 2,
+        "test_per_class": 2,
+        "size": 32,
+        "num_frames": 8,
+        "long_videos": 0,
+        "reid_identities": 0,
+        "audio": False,
+        "qa_per_clip": 0,
+    }
+    return {
+        "synth": synth,
+        "synth_root": str(tmp_path / "synth"),
+        "num_frames": 4,
+        "batch_size": 4,
+        "num_workers": 0,
+        "persistent_workers": False,
+    }

@@ -5,21 +5,8 @@ import yaml
 
 from zoo.cli import main
 
-TINY_SYNTH = {
-    "num_classes": 2,
-    "train_per_class": 4,
-    "val_per_class": 2,
-    "test_per_class": 2,
-    "size": 32,
-    "num_frames": 8,
-    "long_videos": 0,
-    "reid_identities": 0,
-    "audio": False,
-    "qa_per_clip": 0,
-}
 
-
-def _config(tmp_path, **model_args):
+def _config(tmp_path, data, **model_args):
     return {
         "seed_everything": 0,
         "trainer": {
@@ -40,28 +27,20 @@ def _config(tmp_path, **model_args):
         },
         "data": {
             "class_path": "VideoDataModule",
-            "init_args": {
-                "synth": TINY_SYNTH,
-                "synth_root": str(tmp_path / "synth"),
-                "num_frames": 4,
-                "size": 32,
-                "batch_size": 4,
-                "num_workers": 0,
-                "persistent_workers": False,
-            },
+            "init_args": {**data, "size": 32},
         },
     }
 
 
-def test_fit_from_yaml(tmp_path):
+def test_fit_from_yaml(tmp_path, tiny_synth_data):
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump(_config(tmp_path)))
+    cfg.write_text(yaml.safe_dump(_config(tmp_path, tiny_synth_data)))
     assert main(["fit", "--config", str(cfg)]) == 0
     assert (tmp_path / "run" / "config.yaml").is_file()  # the resolved config is saved next to the run
 
 
-def test_wrong_key_in_config_is_named(tmp_path, capsys):
-    bad = _config(tmp_path)
+def test_wrong_key_in_config_is_named(tmp_path, tiny_synth_data, capsys):
+    bad = _config(tmp_path, tiny_synth_data)
     bad["model"]["init_args"]["learning_rate"] = 0.1  # VideoClassifier's argument is `lr`
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump(bad))
@@ -72,9 +51,9 @@ def test_wrong_key_in_config_is_named(tmp_path, capsys):
     assert "learning_rate" in err and "Traceback" not in err
 
 
-def test_unknown_init_from_is_one_line(tmp_path, capsys):
+def test_unknown_init_from_is_one_line(tmp_path, tiny_synth_data, capsys):
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump(_config(tmp_path, init_from="motionformer-k4000")))
+    cfg.write_text(yaml.safe_dump(_config(tmp_path, tiny_synth_data, init_from="motionformer-k4000")))
     assert main(["fit", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown checkpoint 'motionformer-k4000'" in err[0]

@@ -214,7 +214,7 @@ def test_optimiser_groups_and_schedule(tmp_path):
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "simclr"
 
 
-def test_synthmotion_config_fits_through_the_cli(tmp_path):
+def test_synthmotion_config_fits_through_the_cli(tmp_path, tiny_synth_data):
     """The shipped recipe, shrunk to a tiny SynthMotion set and one epoch, through `zoo fit`."""
     tiny = {
         "trainer": {
@@ -234,25 +234,7 @@ def test_synthmotion_config_fits_through_the_cli(tmp_path):
             ],
         },
         "data": {
-            "init_args": {
-                "synth": {
-                    "num_classes": 2,
-                    "train_per_class": 4,
-                    "val_per_class": 2,
-                    "test_per_class": 2,
-                    "size": 32,
-                    "num_frames": 8,
-                    "long_videos": 0,
-                    "reid_identities": 0,
-                    "audio": False,
-                    "qa_per_clip": 0,
-                },
-                "synth_root": str(tmp_path / "synth"),
-                "num_frames": 4,
-                "batch_size": 4,
-                "num_workers": 0,
-                "persistent_workers": False,
-            }
+            "init_args": tiny_synth_data,
         },
     }
     override = tmp_path / "tiny.yaml"

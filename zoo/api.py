@@ -14,7 +14,7 @@ from zoo import registry
 from zoo.catalog import CatalogEntry, catalog, get_entry
 
 if TYPE_CHECKING:
-    from zoo.card import Card
+    from zoo.model_card import Card
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def load(
 
     The model's catalog card is attached as ``model.card``.
     """
-    from zoo.card import Card
+    from zoo.model_card import Card
 
     state, meta = _state_for(name, revision=revision, cache_dir=cache_dir)
     if isinstance(meta, CatalogEntry):
@@ -142,7 +142,7 @@ def load(
 
 def card(name: str) -> Card:
     """The catalog card of checkpoint ``name``: metrics (paper vs ours), source, license, citation."""
-    from zoo.card import Card
+    from zoo.model_card import Card
 
     return Card(get_entry(name))
 

@@ -114,7 +114,7 @@ def _front_matter(entry: CatalogEntry) -> str:
 
 def model_card(entry: CatalogEntry, repo_id: str) -> str:
     """The README.md of the Hub repository: front matter, description, metrics, preprocessing, usage."""
-    from zoo.card import Card
+    from zoo.model_card import Card
 
     card = Card(entry)
     lines = [_front_matter(entry), f"# {entry.name}", ""]

@@ -15,8 +15,8 @@ number of agreeing frames comes first, either per video or over the whole datase
 videos of one activity; pass the activity of each video as ``groups``). Clusters left without a class
 (more clusters than classes) count as wrong everywhere.
 
-Background: labels listed in ``background`` (e.g. Breakfast's ``SIL``, the ``-1`` of YouTube
-Instructions in CTE/TOT) are dropped from the segment sequences of F1 and edit; ``MoF_fg`` is the
+Background: labels listed in ``background`` (e.g. the ids of 50 Salads' ``action_start`` and
+``action_end`` in MS-TCN, the ``-1`` of YouTube Instructions in CTE/TOT) are dropped from the segment sequences of F1 and edit; ``MoF_fg`` is the
 accuracy over the frames whose ground truth is not background (the MoF that CTE/TOT report on YouTube
 Instructions); ``MoF`` always counts every frame. With matching, a predicted background label means
 "predicted background": it is not matched and stays background.

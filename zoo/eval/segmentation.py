@@ -18,8 +18,9 @@ videos of one activity; pass the activity of each video as ``groups``). Clusters
 Background: labels listed in ``background`` (e.g. the ids of 50 Salads' ``action_start`` and
 ``action_end`` in MS-TCN, the ``-1`` of YouTube Instructions in CTE/TOT) are dropped from the segment
 sequences of F1 and edit; ``MoF_fg`` is the accuracy over the frames whose ground truth is not
-background (the MoF that CTE/TOT report on YouTube Instructions); ``MoF`` always counts every frame. With matching, a predicted background label means
-"predicted background": it is not matched and stays background.
+background (the MoF that CTE/TOT report on YouTube Instructions); ``MoF`` always counts every frame.
+With matching, a predicted background label means "predicted background": it is not matched and stays
+background.
 """
 
 from __future__ import annotations

@@ -33,12 +33,9 @@ Constructor arguments are plain typed values, so the Lightning CLI builds any me
 from __future__ import annotations
 
 import fnmatch
-import logging
 import math
-import zipfile
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -54,11 +51,17 @@ from zoo.eval.features import embed
 from zoo.methods.memory import LabelBuffer, MemoryQueue, gather_by_index
 from zoo.methods.momentum import MomentumEncoder
 from zoo.methods.optim import OptimizerName, build_optimizer, param_groups, per_step_schedule
-from zoo.serialization import safe_torch_load
+from zoo.run_checkpoints import CheckpointContentError, find_resume_checkpoint, load_encoder
 
-__all__ = ["MissingBatchKeyError", "ParamGroup", "SSLMethod", "find_resume_checkpoint", "load_encoder"]
+__all__ = [
+    "CheckpointContentError",
+    "MissingBatchKeyError",
+    "ParamGroup",
+    "SSLMethod",
+    "find_resume_checkpoint",
+    "load_encoder",
+]
 
-log = logging.getLogger(__name__)
 
 LRScaling = Literal["none", "linear", "sqrt"]
 
@@ -440,67 +443,3 @@ class SSLMethod(LightningModule, metaclass=ABCMeta):
         )
         schedule = per_step_schedule(optimizer, self.trainer, hp.warmup_epochs, hp.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": schedule}
-
-
-# --- checkpoints -------------------------------------------------------------------------------------
-
-
-class CheckpointContentError(KeyError):
-    """A checkpoint without what was asked of it (not a zoo method checkpoint, or no such encoder)."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
-        return str(self.args[0])
-
-
-REQUIRED_CHECKPOINT_KEYS = ("state_dict", "epoch", "global_step", "loops", "optimizer_states")
-
-
-def _is_complete(path: Path) -> bool:
-    """Every zip member passes its CRC and the training state is there."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if archive.testzip() is not None:
-                raise zipfile.BadZipFile("a member fails its CRC check")
-        checkpoint = safe_torch_load(path)
-    except Exception as exc:  # any unreadable file is skipped, whatever the reason
-        log.warning("skipping unreadable checkpoint %s (%s: %s)", path, type(exc).__name__, exc)
-        return False
-    if not isinstance(checkpoint, dict) or any(k not in checkpoint for k in REQUIRED_CHECKPOINT_KEYS):
-        log.warning("skipping incomplete checkpoint %s", path)
-        return False
-    return True
-
-
-def find_resume_checkpoint(directory: str | Path) -> Path | None:
-    """The newest (by modification time) ``*.ckpt`` under ``directory`` that loads completely.
-
-    Lightning's ``ModelCheckpoint`` files are zip archives written in one transaction; this check
-    also covers files cut short by a crash, a full disk or a copy: every archive member must pass
-    its CRC and the training state (weights, optimiser, loops) must be there. ``None`` when no file
-    qualifies (start from scratch).
-    """
-    files = sorted(Path(directory).glob("**/*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return next((path for path in files if _is_complete(path)), None)
-
-
-def load_encoder(checkpoint_path: str | Path, modality: str | None = None) -> nn.Module:
-    """The ``modality`` encoder (default: the probed one) of a method checkpoint, as a plain backbone.
-
-    The returned module has no classifier (``num_classes=0``) and is in eval mode.
-    """
-    checkpoint = safe_torch_load(checkpoint_path)
-    specs = checkpoint.get("zoo_encoders")
-    if not specs:
-        raise CheckpointContentError(
-            f"{checkpoint_path} has no 'zoo_encoders' entry: not a zoo method checkpoint"
-        )
-    if modality is None:
-        modality = next((m for m, s in specs.items() if s.get("probe")), next(iter(specs)))
-    if modality not in specs:
-        raise CheckpointContentError(f"{checkpoint_path}: no '{modality}' encoder; it has {sorted(specs)}")
-    spec = specs[modality]
-    encoder = registry.build(spec["arch"], **{"num_classes": 0, **spec["kwargs"]})
-    prefix = f"encoders.{modality}."
-    state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    encoder.load_state_dict(state, strict=True)
-    return encoder.eval()

@@ -29,7 +29,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         "zoo.serialization": ("UnsafeCheckpointError",),
         "zoo.data.video": ("VideoDecodeError",),
         "zoo.data.formats": ("ManifestError",),
-        "zoo.methods.base": ("CheckpointContentError",),
+        "zoo.run_checkpoints": ("CheckpointContentError",),
     }.items():
         try:
             mod = importlib.import_module(module)

@@ -33,15 +33,14 @@ class FrozenFeatures(L.LightningModule):
         self.save_hyperparameters({"num_classes": 4})
         self.map = nn.Linear(4, 6)
         self.dummy = nn.Parameter(torch.zeros(()))
-        self.last_features = None
 
     def features(self, batch):
         return self.map(batch["video"])
 
     def training_step(self, batch, batch_idx):
         with torch.no_grad():
-            self.last_features = self.features(batch)
-        return self.dummy.square()
+            features = self.features(batch)
+        return {"loss": self.dummy.square(), "features": features}  # as SSLMethod's steps return
 
     def validation_step(self, batch, batch_idx):
         return None

@@ -55,7 +55,7 @@ def train(out_dir: Path, ckpt_path: Path | None = None, slow_s: float = 0.0) -> 
 
 
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
-    from zoo.methods.base import find_resume_checkpoint
+    from zoo.run_checkpoints import find_resume_checkpoint
 
     killed_dir, reference_dir = tmp_path / "killed", tmp_path / "reference"
     process = subprocess.Popen(
@@ -105,7 +105,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
 
 
 def test_no_checkpoint_means_start_from_scratch(tmp_path):
-    from zoo.methods.base import find_resume_checkpoint
+    from zoo.run_checkpoints import find_resume_checkpoint
 
     assert find_resume_checkpoint(tmp_path) is None
     (tmp_path / "broken.ckpt").write_bytes(b"PK\x03\x04 not really a checkpoint")

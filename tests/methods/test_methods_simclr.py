@@ -12,10 +12,10 @@ import yaml
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from zoo.cli import main
-from zoo.methods.base import load_encoder
 from zoo.methods.optim import LARS
 from zoo.methods.simclr import SimCLR
 from zoo.objectives.infonce import nt_xent_loss
+from zoo.run_checkpoints import load_encoder
 
 
 class EpochSampler(Sampler[int]):

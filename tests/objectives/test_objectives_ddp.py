@@ -8,14 +8,11 @@ gradients (float64, tolerance 1e-10).
 
 from __future__ import annotations
 
-import socket
-import time
-from datetime import timedelta
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from helpers import run_ranks
 from torch import nn
 
 from zoo.objectives.distributed import gather_no_grad, get_rank, get_world_size
@@ -23,7 +20,6 @@ from zoo.objectives.infonce import cross_modal_info_nce_loss, nt_xent_loss
 
 WORLD = 2
 BATCH = 6
-TIMEOUT_S = 60
 
 
 def _data() -> dict[str, torch.Tensor]:
@@ -51,15 +47,7 @@ def _losses(encoder: nn.Module, views, audio, indexes, mask, gather: bool) -> di
     }
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=WORLD,
-        timeout=timedelta(seconds=30),
-    )
-    torch.set_num_threads(1)
+def _worker(rank: int, out_dir: str) -> None:
     assert get_rank() == rank and get_world_size() == WORLD
     data = _data()
     half = slice(rank * BATCH // WORLD, (rank + 1) * BATCH // WORLD)
@@ -76,23 +64,10 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         result[name] = (mean_loss / WORLD, model.module.weight.grad.clone(), model.module.bias.grad.clone())
     result["gathered"] = gather_no_grad(data["indexes"][half])
     torch.save(result, Path(out_dir) / f"rank{rank}.pt")
-    dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_ranks_equal_one_process(tmp_path):
-    context = mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + TIMEOUT_S
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for p in context.processes:
-                p.kill()
-            raise TimeoutError(f"DDP workers did not finish within {TIMEOUT_S}s")
+    run_ranks(_worker, str(tmp_path), world=WORLD)
 
     data = _data()
     encoder = _encoder()

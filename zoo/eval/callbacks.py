@@ -1,8 +1,8 @@
 """Lightning callbacks that evaluate the representation while a method trains.
 
 Both collect, during an epoch that is due, the probe features the method computed for its
-training batches (``SSLMethod.last_features``: the first augmented view, as solo-learn's online
-kNN does — no extra forward pass) and the features of the validation batches, then score at the
+training batches (the ``features`` of the training step's outputs: the first augmented view, as
+solo-learn's online kNN does — no extra forward pass) and the features of the validation batches, then score at the
 end of validation and log ``val/knn_top1`` or ``val/linear_top1`` (plus top-5 for the kNN), as
 fractions in [0, 1] like the other accuracies of the training logs. Features
 are gathered across ranks, so every rank logs the same figure. For the exact offline protocol
@@ -41,7 +41,7 @@ class _FeatureBankCallback(Callback, metaclass=ABCMeta):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        features = getattr(pl_module, "last_features", None)
+        features = outputs.get("features") if isinstance(outputs, dict) else None
         if self._due(trainer) and features is not None and "label" in batch:
             self._train.append((features.detach().float().cpu(), batch["label"].cpu()))
 

@@ -91,7 +91,7 @@ def load_model(spec: str, modality: str | None = None, seed: int = 0) -> nn.Modu
     if path.suffix == ".ckpt":
         if not path.is_file():
             raise FileNotFoundError(f"no such checkpoint: {path}")
-        from zoo.methods.base import load_encoder
+        from zoo.run_checkpoints import load_encoder
 
         return load_encoder(path, modality)
     if path.is_dir() or spec in catalog():

@@ -12,6 +12,16 @@ in, ``{"loss": ..., "features": ...}`` out. Everything else is here:
 * an online linear probe on detached features (trained with the method, reported as
   ``train/online_top1`` and ``val/online_top1``), which does not change the encoder;
 * :meth:`augment` — a hook for method-specific augmentation of training batches on the device;
+* parameter groups with their own learning rate, weight decay or frozen flag (``param_groups``:
+  a text tower at 1e-5 beside a video tower at 1e-2);
+* momentum (EMA) encoders (:meth:`add_momentum_encoder`) and memory queues (:meth:`add_queue`),
+  stepped and filled by the base after each optimiser step, saved in checkpoints;
+* a whole-dataset pass every N epochs or steps (:meth:`dataset_pass_step`,
+  :meth:`on_dataset_pass`: clustering, self-labelling) with label buffers indexed by the sample
+  ``index`` (:meth:`add_label_buffer`), gathered across ranks and saved in checkpoints;
+* a per-method validation hook (:meth:`ssl_validation_step`);
+* training steps that return their probe features (``{"loss", "features"}``), which callbacks
+  read from the step outputs;
 * checkpoints that name their encoders (``zoo_encoders``), so :func:`load_encoder` rebuilds a
   plain backbone from any method checkpoint, and :func:`find_resume_checkpoint`, which picks the
   newest checkpoint of a run that loads completely (a file cut short by a killed process is skipped).
@@ -22,29 +32,66 @@ Constructor arguments are plain typed values, so the Lightning CLI builds any me
 
 from __future__ import annotations
 
-import logging
+import fnmatch
 import math
-import zipfile
 from abc import ABCMeta, abstractmethod
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch import LightningModule
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo import registry
+from zoo.errors import UsageError
 from zoo.eval.features import embed
+from zoo.methods.memory import LabelBuffer, MemoryQueue, gather_by_index
+from zoo.methods.momentum import MomentumEncoder
 from zoo.methods.optim import OptimizerName, build_optimizer, param_groups, per_step_schedule
-from zoo.serialization import safe_torch_load
+from zoo.run_checkpoints import CheckpointContentError, find_resume_checkpoint, load_encoder
 
-__all__ = ["SSLMethod", "find_resume_checkpoint", "load_encoder"]
+__all__ = [
+    "CheckpointContentError",
+    "MissingBatchKeyError",
+    "ParamGroup",
+    "SSLMethod",
+    "find_resume_checkpoint",
+    "load_encoder",
+]
 
-log = logging.getLogger(__name__)
 
 LRScaling = Literal["none", "linear", "sqrt"]
+
+
+@dataclass
+class ParamGroup:
+    """Optimiser settings for the parameters whose names match ``match``.
+
+    Args:
+        match: an fnmatch pattern over parameter names, or a module prefix (``encoders.text``
+            matches ``encoders.text.*``).
+        lr: this group's peak learning rate (``None``: the method's scaled ``lr``).
+        weight_decay: this group's weight decay (``None``: the method's).
+        frozen: keep these parameters fixed (no gradient, not in the optimiser).
+    """
+
+    match: str
+    lr: float | None = None
+    weight_decay: float | None = None
+    frozen: bool = False
+
+    def matches(self, name: str) -> bool:
+        return fnmatch.fnmatchcase(name, self.match) or name.startswith(self.match.rstrip(".") + ".")
+
+
+class MissingBatchKeyError(UsageError, KeyError):
+    """A batch lacks a key the method needs (names the key, the method and what the batch has)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
 
 
 class SSLMethod(LightningModule, metaclass=ABCMeta):
@@ -69,6 +116,12 @@ class SSLMethod(LightningModule, metaclass=ABCMeta):
         warmup_epochs: linear warm-up length (may be fractional), then cosine decay per step.
         min_lr_ratio: final learning rate as a fraction of the peak.
         gather_distributed: contrastive candidates from every rank (no-op on one process).
+        param_groups: per-parameter optimiser settings, first match wins (the rest: the defaults).
+        momentum_tau: EMA coefficient τ of momentum encoders at the start of training.
+        momentum_tau_final: τ at the end (cosine schedule from ``momentum_tau``).
+        dataset_pass_every_n_epochs: run the whole-dataset pass at the start of every N-th epoch
+            (0: never).
+        dataset_pass_every_n_steps: run it every N optimiser steps instead (0: never).
     """
 
     def __init__(
@@ -90,6 +143,11 @@ class SSLMethod(LightningModule, metaclass=ABCMeta):
         warmup_epochs: float = 10.0,
         min_lr_ratio: float = 0.0,
         gather_distributed: bool = True,
+        param_groups: list[ParamGroup] | None = None,
+        momentum_tau: float = 0.996,
+        momentum_tau_final: float = 1.0,
+        dataset_pass_every_n_epochs: int = 0,
+        dataset_pass_every_n_steps: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -97,7 +155,12 @@ class SSLMethod(LightningModule, metaclass=ABCMeta):
         # modality -> {"arch", "kwargs"}: saved in checkpoints, so load_encoder can rebuild the encoder
         self.encoder_specs: dict[str, dict[str, Any]] = {}
         self.probe: nn.Linear | None = None  # built with the probed encoder (add_encoder) or at setup
-        self.last_features: torch.Tensor | None = None  # detached probe features of the last training batch
+        self.momentum_encoders = nn.ModuleDict()
+        self._momentum_online: dict[str, nn.Module] = {}  # the online twin of each momentum encoder
+        self.queues = nn.ModuleDict()
+        self.label_buffers = nn.ModuleDict()
+        self._stepped_at = 0  # global step of the last after-step update (EMA, queues)
+        self._dataset_pass_at: int | None = None  # global step of the last whole-dataset pass
 
     # --- building blocks for subclasses -------------------------------------------------------
 
@@ -112,6 +175,32 @@ class SSLMethod(LightningModule, metaclass=ABCMeta):
         if modality == hp.probe_modality and hp.online_probe and hp.num_classes:
             self._build_probe(hp.num_classes)
         return encoder
+
+    def add_momentum_encoder(self, name: str, online: nn.Module) -> MomentumEncoder:
+        """An EMA copy of ``online``, updated by the base after every optimiser step (τ schedule)."""
+        hp = self.hparams
+        self.momentum_encoders[name] = MomentumEncoder(online, hp.momentum_tau, hp.momentum_tau_final)
+        self._momentum_online[name] = online
+        return self.momentum_encoders[name]
+
+    def add_queue(self, name: str, size: int, dim: int) -> MemoryQueue:
+        """A queue of ``size`` keys of dimension ``dim``; staged keys are enqueued after each step."""
+        self.queues[name] = MemoryQueue(size, dim)
+        return self.queues[name]
+
+    def add_label_buffer(self, name: str, heads: int = 1) -> LabelBuffer:
+        """A label per training sample (sized when training starts), written by dataset passes."""
+        self.label_buffers[name] = LabelBuffer(0, heads)
+        return self.label_buffers[name]
+
+    def require(self, batch: dict[str, Any], key: str, hint: str = "") -> Any:
+        """``batch[key]``, or an error naming the key, this method and the keys the batch has."""
+        if key not in batch:
+            raise MissingBatchKeyError(
+                f"{type(self).__name__} needs batch key '{key}'; the batch has {sorted(batch)}"
+                + (f" ({hint})" if hint else "")
+            )
+        return batch[key]
 
     def embed(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         """Pooled features (B, F) of the ``modality`` encoder."""
@@ -130,6 +219,23 @@ class SSLMethod(LightningModule, metaclass=ABCMeta):
     @abstractmethod
     def ssl_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """The method: return ``{"loss": scalar, "features": (B, F) probe features}`` (+ scalars to log)."""
+
+    def ssl_validation_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Method-specific validation: scalars to log under ``val/`` (the base logs none)."""
+        return {}
+
+    def dataset_pass_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Per-sample outputs (B, ...) of one batch of the whole-dataset pass (override to use one)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} schedules a dataset pass but has no dataset_pass_step"
+        )
+
+    def on_dataset_pass(self, outputs: dict[str, torch.Tensor]) -> None:
+        """Use the pass's outputs: every key of :meth:`dataset_pass_step` over the whole training set,
+        gathered from all ranks, sorted by ``outputs["index"]`` (each sample once)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} schedules a dataset pass but has no on_dataset_pass"
+        )
 
     def augment(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Method-specific augmentation of a training batch on its device, before :meth:`ssl_step`.
@@ -169,13 +275,14 @@ class SSLMethod(LightningModule, metaclass=ABCMeta):
 
     @staticmethod
     def _batch_size(batch: dict[str, Any]) -> int:
+        if "index" in batch:
+            return len(batch["index"])
         return next(len(v) for v in batch.values() if isinstance(v, torch.Tensor))
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         batch = self.augment(batch)
         out = self.ssl_step(batch)
         loss = out["loss"]
-        self.last_features = out["features"].detach() if "features" in out else None
         bs = self._batch_size(batch)
         for name, value in out.items():
             if isinstance(value, torch.Tensor) and value.ndim == 0:
@@ -187,8 +294,9 @@ class SSLMethod(LightningModule, metaclass=ABCMeta):
                     sync_dist=True,
                     batch_size=bs,
                 )
-        if self.probe is not None and "label" in batch and "features" in out:
-            logits = self.probe(out["features"].detach())
+        features = out["features"].detach() if "features" in out else None
+        if self.probe is not None and "label" in batch and features is not None:
+            logits = self.probe(features)
             probe_loss = F.cross_entropy(logits, batch["label"])
             self.train_top1(logits, batch["label"])
             self.log("train/online_loss", probe_loss, on_epoch=True, sync_dist=True, batch_size=bs)
@@ -197,16 +305,80 @@ class SSLMethod(LightningModule, metaclass=ABCMeta):
         self.log(
             "train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=bs
         )
-        return loss
+        # callbacks (online kNN / linear evaluation) read the probe features from the step outputs
+        return {"loss": loss} if features is None else {"loss": loss, "features": features}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        bs = self._batch_size(batch)
+        for name, value in self.ssl_validation_step(batch).items():
+            self.log(f"val/{name}", value, on_epoch=True, sync_dist=True, batch_size=bs)
         if self.probe is None or "label" not in batch:
             return
         logits = self.probe(self.features(batch))
-        bs = self._batch_size(batch)
         self.val_top1(logits, batch["label"])
         self.log("val/online_loss", F.cross_entropy(logits, batch["label"]), sync_dist=True, batch_size=bs)
         self.log("val/online_top1", self.val_top1, on_epoch=True, prog_bar=True, batch_size=bs)
+
+    # --- after each optimiser step: momentum encoders, queues ------------------------------------------
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.global_step == self._stepped_at:  # gradient accumulation: no optimiser step yet
+            return
+        self._stepped_at = self.global_step
+        for name, target in self.momentum_encoders.items():
+            tau = target.update(self._momentum_online[name], self.global_step, self.total_steps)
+            self.log(f"train/tau_{name}", tau, on_step=True, on_epoch=False, batch_size=1)
+        for queue in self.queues.values():
+            queue.flush()
+
+    # --- whole-dataset passes (clustering, self-labelling) -------------------------------------------
+
+    def on_train_start(self) -> None:
+        if self.label_buffers:
+            num_samples = len(self.trainer.train_dataloader.dataset)
+            for buffer in self.label_buffers.values():
+                buffer.resize(num_samples)  # no-op when a checkpoint restored them at this size
+        self._stepped_at = self.global_step
+
+    def on_train_epoch_start(self) -> None:
+        every = self.hparams.dataset_pass_every_n_epochs
+        if every and self.current_epoch % every == 0:
+            self.run_dataset_pass()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        every = self.hparams.dataset_pass_every_n_steps
+        if every and self.global_step % every == 0 and self._dataset_pass_at != self.global_step:
+            self.run_dataset_pass()
+
+    def dataset_pass_dataloader(self) -> Any:
+        """The loader of the pass: the data module's ``dataset_pass_dataloader()`` if it has one
+        (e.g. centre clips without augmentation), else its training loader."""
+        datamodule = self.trainer.datamodule
+        make = getattr(datamodule, "dataset_pass_dataloader", None) or datamodule.train_dataloader
+        return make()
+
+    @torch.no_grad()
+    def run_dataset_pass(self) -> dict[str, torch.Tensor]:
+        """Run :meth:`dataset_pass_step` over the whole training set (every rank its shard, in eval
+        mode), gather by sample index and hand the result to :meth:`on_dataset_pass`."""
+        self._dataset_pass_at = self.global_step
+        was_training = self.training
+        self.eval()
+        chunks: dict[str, list[torch.Tensor]] = {}
+        loader = self.dataset_pass_dataloader()
+        progress = getattr(self.trainer, "progress_bar_callback", None) is not None and self.global_rank == 0
+        from tqdm.auto import tqdm
+
+        for batch in tqdm(loader, desc="dataset pass", disable=not progress, leave=False):
+            batch = move_data_to_device(batch, self.device)
+            index = self.require(batch, "index", "a dataset pass addresses samples by their index")
+            for key, value in {"index": index, **self.dataset_pass_step(batch)}.items():
+                chunks.setdefault(key, []).append(value.detach())
+        self.train(was_training)
+        index = torch.cat(chunks.pop("index"))
+        outputs = gather_by_index(index, **{k: torch.cat(v) for k, v in chunks.items()})
+        self.on_dataset_pass(outputs)
+        return outputs
 
     # --- optimisation --------------------------------------------------------------------------------
 
@@ -226,11 +398,37 @@ class SSLMethod(LightningModule, metaclass=ABCMeta):
             return hp.lr * math.sqrt(self.global_batch_size())
         raise ValueError(f"lr_scaling must be none, linear or sqrt; got {hp.lr_scaling!r}")
 
+    def _grouped_parameters(self) -> list[dict[str, Any]]:
+        """Optimiser groups: each ``param_groups`` spec (first match wins), then the rest; frozen
+        specs switch their parameters' gradients off and leave them out."""
+        hp = self.hparams
+        specs = [s if isinstance(s, ParamGroup) else ParamGroup(**s) for s in hp.param_groups or ()]
+        probe_ids = {id(p) for p in self.probe.parameters()} if self.probe is not None else set()
+        buckets: list[list[tuple[str, nn.Parameter]]] = [[] for _ in range(len(specs) + 1)]
+        for name, p in self.named_parameters():
+            if id(p) in probe_ids:
+                continue
+            i = next((i for i, spec in enumerate(specs) if spec.matches(name)), len(specs))
+            buckets[i].append((name, p))
+        groups = []
+        for spec, named in zip([*specs, None], buckets):
+            if spec is not None and not named:
+                raise UsageError(
+                    f"param_groups: '{spec.match}' matches no parameter of {type(self).__name__} "
+                    f"(its modules: {sorted(n for n, _ in self.named_children())})"
+                )
+            if spec is not None and spec.frozen:
+                for _, p in named:
+                    p.requires_grad_(False)
+                continue
+            options = {} if spec is None or spec.lr is None else {"lr": spec.lr}
+            decay = hp.weight_decay if spec is None or spec.weight_decay is None else spec.weight_decay
+            groups += param_groups(named, decay, hp.exclude_bias_and_norm, **options)
+        return groups
+
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        probe_ids = {id(p) for p in self.probe.parameters()} if self.probe is not None else set()
-        method_params = [(n, p) for n, p in self.named_parameters() if id(p) not in probe_ids]
-        groups = param_groups(method_params, hp.weight_decay, hp.exclude_bias_and_norm)
+        groups = self._grouped_parameters()
         if self.probe is not None:
             groups.append(
                 {
@@ -245,67 +443,3 @@ class SSLMethod(LightningModule, metaclass=ABCMeta):
         )
         schedule = per_step_schedule(optimizer, self.trainer, hp.warmup_epochs, hp.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": schedule}
-
-
-# --- checkpoints -------------------------------------------------------------------------------------
-
-
-class CheckpointContentError(KeyError):
-    """A checkpoint without what was asked of it (not a zoo method checkpoint, or no such encoder)."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
-        return str(self.args[0])
-
-
-REQUIRED_CHECKPOINT_KEYS = ("state_dict", "epoch", "global_step", "loops", "optimizer_states")
-
-
-def _is_complete(path: Path) -> bool:
-    """Every zip member passes its CRC and the training state is there."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if archive.testzip() is not None:
-                raise zipfile.BadZipFile("a member fails its CRC check")
-        checkpoint = safe_torch_load(path)
-    except Exception as exc:  # any unreadable file is skipped, whatever the reason
-        log.warning("skipping unreadable checkpoint %s (%s: %s)", path, type(exc).__name__, exc)
-        return False
-    if not isinstance(checkpoint, dict) or any(k not in checkpoint for k in REQUIRED_CHECKPOINT_KEYS):
-        log.warning("skipping incomplete checkpoint %s", path)
-        return False
-    return True
-
-
-def find_resume_checkpoint(directory: str | Path) -> Path | None:
-    """The newest (by modification time) ``*.ckpt`` under ``directory`` that loads completely.
-
-    Lightning's ``ModelCheckpoint`` files are zip archives written in one transaction; this check
-    also covers files cut short by a crash, a full disk or a copy: every archive member must pass
-    its CRC and the training state (weights, optimiser, loops) must be there. ``None`` when no file
-    qualifies (start from scratch).
-    """
-    files = sorted(Path(directory).glob("**/*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return next((path for path in files if _is_complete(path)), None)
-
-
-def load_encoder(checkpoint_path: str | Path, modality: str | None = None) -> nn.Module:
-    """The ``modality`` encoder (default: the probed one) of a method checkpoint, as a plain backbone.
-
-    The returned module has no classifier (``num_classes=0``) and is in eval mode.
-    """
-    checkpoint = safe_torch_load(checkpoint_path)
-    specs = checkpoint.get("zoo_encoders")
-    if not specs:
-        raise CheckpointContentError(
-            f"{checkpoint_path} has no 'zoo_encoders' entry: not a zoo method checkpoint"
-        )
-    if modality is None:
-        modality = next((m for m, s in specs.items() if s.get("probe")), next(iter(specs)))
-    if modality not in specs:
-        raise CheckpointContentError(f"{checkpoint_path}: no '{modality}' encoder; it has {sorted(specs)}")
-    spec = specs[modality]
-    encoder = registry.build(spec["arch"], **{"num_classes": 0, **spec["kwargs"]})
-    prefix = f"encoders.{modality}."
-    state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    encoder.load_state_dict(state, strict=True)
-    return encoder.eval()

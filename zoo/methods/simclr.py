@@ -76,7 +76,8 @@ class SimCLR(SSLMethod):
         return self.embed(self.hparams.modality, x)
 
     def ssl_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        views = batch[f"{self.hparams.modality}_views"]  # (B, K, C, [T,] H, W)
+        views = self.require(batch, f"{self.hparams.modality}_views", "give the data module num_views: 2")
+        # (B, K, C, [T,] H, W)
         k = views.shape[1]
         h = self(views.flatten(0, 1))  # f(·) on all B·K views in one batch (shared BN statistics)
         z = rearrange(self.projector(h), "(b k) d -> b k d", k=k)  # z = g(h)

@@ -46,6 +46,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo import registry
+from zoo.data.batch import MissingBatchKeyError
 from zoo.errors import UsageError
 from zoo.eval.features import embed
 from zoo.methods.memory import LabelBuffer, MemoryQueue, gather_by_index
@@ -85,13 +86,6 @@ class ParamGroup:
 
     def matches(self, name: str) -> bool:
         return fnmatch.fnmatchcase(name, self.match) or name.startswith(self.match.rstrip(".") + ".")
-
-
-class MissingBatchKeyError(UsageError, KeyError):
-    """A batch lacks a key the method needs (names the key, the method and what the batch has)."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
-        return str(self.args[0])
 
 
 class SSLMethod(LightningModule, metaclass=ABCMeta):

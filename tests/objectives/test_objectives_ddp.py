@@ -8,14 +8,11 @@ gradients (float64, tolerance 1e-10).
 
 from __future__ import annotations
 
-import socket
-import time
-from datetime import timedelta
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from ddp_helpers import init_gloo, run_workers
 from torch import nn
 
 from zoo.objectives.distributed import gather_no_grad, get_rank, get_world_size
@@ -52,13 +49,7 @@ def _losses(encoder: nn.Module, views, audio, indexes, mask, gather: bool) -> di
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=WORLD,
-        timeout=timedelta(seconds=30),
-    )
+    init_gloo(rank, WORLD, port)
     torch.set_num_threads(1)
     assert get_rank() == rank and get_world_size() == WORLD
     data = _data()
@@ -79,20 +70,8 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
     dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_ranks_equal_one_process(tmp_path):
-    context = mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + TIMEOUT_S
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for p in context.processes:
-                p.kill()
-            raise TimeoutError(f"DDP workers did not finish within {TIMEOUT_S}s")
+    run_workers(_worker, WORLD, (str(tmp_path),), TIMEOUT_S)
 
     data = _data()
     encoder = _encoder()

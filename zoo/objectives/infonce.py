@@ -6,7 +6,8 @@ Three forms cover the methods of the zoo:
   2020): every view is an anchor, the other views of its sample are positives, every other view in
   the (optionally gathered) batch is a negative, the anchor itself is excluded.
 * :func:`info_nce_loss` — query rows against paired key rows (positives on the diagonal) plus
-  optional extra negatives (a MoCo queue); one direction.
+  optional extra negatives from a memory queue (no gradient to it; with or without the in-batch keys,
+  MoCo being "without"); one direction.
 * :func:`cross_modal_info_nce_loss` — two different embedding sets (video↔audio, video↔text), one
   or both directions.
 
@@ -167,29 +168,43 @@ def info_nce_loss(
     positive_reduction: PositiveReduction = "logsumexp",
     normalize: bool = True,
     gather: bool = False,
+    in_batch_negatives: bool = True,
 ) -> torch.Tensor:
     """One-directional InfoNCE: query row i's positive is key row i; other keys are negatives.
+
+    With a queue, the logits of row i are ``[q_i·k_j for the (gathered) keys j, q_i·n for the queue rows
+    n] / τ``; ``in_batch_negatives=False`` keeps only the positive keys and the queue, MoCo's
+    ``[q·k₊, q·queue] / τ`` (He et al. 2020, eq. 1).
 
     Args:
         query: (N, D) anchors.
         key: (N, D) paired candidates (gathered over ranks when ``gather``).
-        negatives: (Q, D) extra negatives, e.g. a memory queue; never positives, never gathered.
+        temperature: τ (a float or a learnable scalar tensor).
+        negatives: (Q, D) extra negatives, e.g. a memory queue; never positives, never gathered, and
+            detached (no gradient reaches the queue).
         positive_mask: (N, N·world) bool, extra positives among the (gathered) keys.
+        positive_reduction: how several positives of one anchor combine (see module docstring).
+        normalize: L2-normalise query, key and negatives first (cosine similarity).
+        gather: use every rank's keys as candidates.
+        in_batch_negatives: the other (non-positive) keys are negatives; False leaves them out.
     """
     if query.ndim != 2 or query.shape != key.shape:
         raise ValueError(f"query and key must both be (N, D); got {tuple(query.shape)}, {tuple(key.shape)}")
     n = query.shape[0]
+    negatives = None if negatives is None else negatives.detach()
     if normalize:
         query, key = F.normalize(query, dim=-1), F.normalize(key, dim=-1)
         negatives = None if negatives is None else F.normalize(negatives, dim=-1)
     keys = gather_with_grad(key) if gather else key  # (M, D)
     offset = get_rank() * n if gather else 0
     positive = _extra_positives(n, keys.shape[0], offset, None, positive_mask, gather, query.device)
+    excluded = None if in_batch_negatives else ~positive  # (N, M)
     if negatives is not None:
         keys = torch.cat([keys, negatives], dim=0)  # (M + Q, D)
         positive = F.pad(positive, (0, negatives.shape[0]), value=False)
-    logits = query @ keys.T / temperature
-    return contrastive_row_losses(logits, positive, None, positive_reduction).mean()
+        excluded = None if excluded is None else F.pad(excluded, (0, negatives.shape[0]), value=False)
+    logits = query @ keys.T / temperature  # (N, M + Q)
+    return contrastive_row_losses(logits, positive, excluded, positive_reduction).mean()
 
 
 def cross_modal_info_nce_loss(
@@ -275,12 +290,14 @@ class InfoNCELoss(nn.Module):
         positive_reduction: PositiveReduction = "logsumexp",
         normalize: bool = True,
         gather_distributed: bool = False,
+        in_batch_negatives: bool = True,
     ):
         super().__init__()
         self.temperature = temperature
         self.positive_reduction = positive_reduction
         self.normalize = normalize
         self.gather_distributed = gather_distributed
+        self.in_batch_negatives = in_batch_negatives
 
     def forward(
         self,
@@ -298,6 +315,7 @@ class InfoNCELoss(nn.Module):
             positive_reduction=self.positive_reduction,
             normalize=self.normalize,
             gather=self.gather_distributed,
+            in_batch_negatives=self.in_batch_negatives,
         )
 
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: running a function on several gloo ranks on this machine."""
+"""Helpers shared by the tests: several gloo ranks on this machine; a tiny run of a shipped recipe."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import yaml
 
 
 def free_port() -> int:
@@ -47,3 +49,28 @@ def run_ranks(worker: Callable[..., None], *args: Any, world: int = 2, timeout_s
             for p in context.processes:
                 p.kill()
             raise TimeoutError(f"{world} gloo workers did not finish within {timeout_s}s")
+
+
+def tiny_fit_override(tmp_path: Path, data_args: dict[str, Any], max_steps: int = 2) -> Path:
+    """A config file that shrinks a shipped recipe to ``max_steps`` on tiny data, checkpointing to
+    ``tmp_path / "ckpt" / "last.ckpt"``; pass it after the recipe: ``--config recipe --config this``."""
+    override = {
+        "trainer": {
+            "max_epochs": 1,
+            "max_steps": max_steps,
+            "limit_val_batches": 1,
+            "default_root_dir": str(tmp_path / "run"),
+            "logger": False,
+            "enable_progress_bar": False,
+            "callbacks": [
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True},
+                }
+            ],
+        },
+        "data": {"init_args": data_args},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(override))
+    return path

@@ -11,7 +11,6 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from zoo.cli import main
 from zoo.methods.optim import LARS
 from zoo.methods.simclr import SimCLR
 from zoo.objectives.infonce import nt_xent_loss
@@ -212,36 +211,6 @@ def test_optimiser_groups_and_schedule(tmp_path):
 
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "simclr"
-
-
-def test_synthmotion_config_fits_through_the_cli(tmp_path, tiny_synth_data):
-    """The shipped recipe, shrunk to a tiny SynthMotion set and one epoch, through `zoo fit`."""
-    tiny = {
-        "trainer": {
-            "max_epochs": 1,
-            "default_root_dir": str(tmp_path / "run"),
-            "logger": False,
-            "enable_progress_bar": False,
-            "callbacks": [
-                {
-                    "class_path": "ModelCheckpoint",
-                    "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True},
-                },
-                {
-                    "class_path": "zoo.eval.callbacks.KNNEvalCallback",
-                    "init_args": {"every_n_epochs": 1, "k": 3},
-                },
-            ],
-        },
-        "data": {
-            "init_args": tiny_synth_data,
-        },
-    }
-    override = tmp_path / "tiny.yaml"
-    override.write_text(yaml.safe_dump(tiny))
-    assert main(["fit", "--config", str(CONFIGS / "synthmotion.yaml"), "--config", str(override)]) == 0
-    encoder = load_encoder(tmp_path / "ckpt" / "last.ckpt")
-    assert encoder.frame_difference and encoder.num_features == 64
 
 
 def test_imagenet_recipe_builds():

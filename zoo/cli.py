@@ -138,14 +138,13 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from zoo.convert import get_converter
-    from zoo.serialization import load_raw, save_state_dict
+    from zoo.convert import convert_file
+    from zoo.serialization import save_state_dict
 
     src = Path(args.source)
     if not src.is_file():
         raise FileNotFoundError(f"no such checkpoint file: {src}")
-    raw = load_raw(src)
-    state = get_converter(args.format)(raw)
+    state = convert_file(args.format, src)
     save_state_dict(state, args.output, metadata={"format": "zoo", "converted_from": args.format})
     print(f"wrote {args.output} ({len(state)} tensors)")
     return 0

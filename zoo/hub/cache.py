@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 from filelock import FileLock
 
+from zoo.errors import UsageError
+
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 CHUNK = 1 << 20
 
@@ -74,7 +76,7 @@ def package_path(path: str) -> Path:
         return given
     resolved = (PACKAGE_DIR / given).resolve()
     if not resolved.is_relative_to(PACKAGE_DIR):
-        raise ValueError(f"{path!r} leaves the zoo package folder {PACKAGE_DIR}")
+        raise UsageError(f"file source {path!r} leaves the zoo package folder {PACKAGE_DIR}; refused")
     return PACKAGE_DIR / given
 
 

@@ -185,13 +185,13 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """The backbone of a training checkpoint as a safetensors file ``zoo.create_model`` can load."""
     from zoo.errors import UsageError
-    from zoo.serialization import safe_torch_load, save_state_dict
+    from zoo.serialization import safe_torch_load, save_state_dict, strip_prefix
 
     checkpoint = safe_torch_load(Path(args.checkpoint))
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UsageError(f"{args.checkpoint}: not a Lightning checkpoint (no 'state_dict')")
     prefix = args.prefix
-    state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    state = strip_prefix(checkpoint["state_dict"], prefix)
     if not state:
         raise UsageError(f"{args.checkpoint}: no parameter starts with '{prefix}'")
     save_state_dict(

@@ -38,7 +38,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from zoo import registry
 from zoo.eval.features import embed
 from zoo.methods.optim import OptimizerName, build_optimizer, param_groups, per_step_schedule
-from zoo.serialization import safe_torch_load
+from zoo.serialization import safe_torch_load, strip_prefix
 
 __all__ = ["SSLMethod", "find_resume_checkpoint", "load_encoder"]
 
@@ -306,6 +306,6 @@ def load_encoder(checkpoint_path: str | Path, modality: str | None = None) -> nn
     spec = specs[modality]
     encoder = registry.build(spec["arch"], **{"num_classes": 0, **spec["kwargs"]})
     prefix = f"encoders.{modality}."
-    state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    state = strip_prefix(checkpoint["state_dict"], prefix)
     encoder.load_state_dict(state, strict=True)
     return encoder.eval()

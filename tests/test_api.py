@@ -138,6 +138,7 @@ def test_published_folder_loads_and_is_verified(tmp_path, tiny_weights, tiny_arc
     folder = _folder(tmp_path, tiny_weights, tiny_arch)
     loaded = zoo.load(str(folder))
     assert torch.equal(loaded.head.bias, model.head.bias)
+    assert torch.equal(zoo.load(folder).head.bias, model.head.bias)  # a Path object is a path
     assert zoo.create_model(tiny_arch, pretrained=str(folder)).head.out_features == 3
 
 

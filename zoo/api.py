@@ -98,16 +98,31 @@ def _get_entry(name: str) -> CatalogEntry:
         raise type(exc)(f"{exc}{hint}") from None
 
 
+def _locate(
+    spec: str | os.PathLike, revision: str | None, cache_dir: str | Path | None
+) -> Path | CatalogEntry:
+    """A published folder or weights file (a path, or ``hf-hub:`` fetched into the cache), or a catalog entry."""
+    from zoo import hub
+
+    text = os.fspath(spec)
+    if text.startswith(hub.HF_HUB_PREFIX):
+        return hub.hub_folder(text, revision, cache_dir)
+    if is_path(spec):
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"no such weights file or folder: {path}")
+        return path
+    return _get_entry(text)
+
+
 def _checkpoint_entry(spec: str, revision: str | None, cache_dir: str | Path | None) -> CatalogEntry | None:
     """The entry behind a catalog name, published folder or ``hf-hub:`` repository; None for a file."""
     from zoo import hub
 
-    if spec.startswith(hub.HF_HUB_PREFIX):
-        return hub.folder_entry(hub.hub_folder(spec, revision, cache_dir))
-    if is_path(spec):
-        path = Path(spec).expanduser()
-        return hub.folder_entry(path) if path.is_dir() else None
-    return _get_entry(spec)
+    found = _locate(spec, revision, cache_dir)
+    if isinstance(found, CatalogEntry):
+        return found
+    return hub.folder_entry(found) if found.is_dir() else None
 
 
 def pretrained_arch_args(arch: str, pretrained: str) -> dict[str, Any]:
@@ -173,18 +188,14 @@ def _state_for(
     from zoo import hub
     from zoo.serialization import load_state_dict
 
-    if spec.startswith(hub.HF_HUB_PREFIX) or (is_path(spec) and Path(spec).expanduser().is_dir()):
-        folder = hub.hub_folder(spec, revision, cache_dir) if spec.startswith(hub.HF_HUB_PREFIX) else spec
-        config, state = hub.load_folder(Path(folder).expanduser(), allow_nonfinite=allow_nonfinite)
-        return state, hub.folder_entry(Path(folder).expanduser(), config)
-    if is_path(spec):
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"no such weights file or folder: {path}")
-        return load_state_dict(path, allow_nonfinite=allow_nonfinite), None
-    entry = _get_entry(spec)
-    weights = hub.resolve(entry, revision=revision, cache_dir=cache_dir)
-    return load_state_dict(weights, allow_nonfinite=allow_nonfinite), entry
+    found = _locate(spec, revision, cache_dir)
+    if isinstance(found, CatalogEntry):
+        weights = hub.resolve(found, revision=revision, cache_dir=cache_dir)
+        return load_state_dict(weights, allow_nonfinite=allow_nonfinite), found
+    if found.is_dir():
+        config, state = hub.load_folder(found, allow_nonfinite=allow_nonfinite)
+        return state, hub.folder_entry(found, config)
+    return load_state_dict(found, allow_nonfinite=allow_nonfinite), None
 
 
 def load(

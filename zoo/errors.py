@@ -13,7 +13,7 @@ class WeightsFileError(UsageError):
     """A weights file cannot be read as its format (empty, truncated, not that format); names the file."""
 
     def __init__(self, path: str | os.PathLike, message: str):
-        self.path = str(path)
+        self.path, self.detail = str(path), message
         super().__init__(f"{self.path}: {message}")
 
 

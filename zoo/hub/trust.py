@@ -90,9 +90,7 @@ def _require_readable(path: Path, delete: tuple[Path, ...] | None) -> None:
         if delete is not None:
             for p in (path, *delete):
                 p.unlink(missing_ok=True)
-            raise WeightsFileError(
-                path, f"{str(exc).split(': ', 1)[1]}. It was deleted and not recorded"
-            ) from None
+            raise WeightsFileError(path, f"{exc.detail}. It was deleted and not recorded") from None
         raise
 
 

@@ -4,15 +4,20 @@
 ``hf_hub_download`` expects (``X-Repo-Commit``, ``ETag``, ``X-Linked-Etag``/``X-Linked-Size`` for LFS
 files, ``Content-Length``, ``Accept-Ranges``; 404 with ``X-Error-Code`` ``RepoNotFound``,
 ``RevisionNotFound`` or ``EntryNotFound``). ``GET|HEAD /files/{name}`` serves plain files with Range
-support (206) and can cut a response short on purpose. Every request is logged. The server binds
-127.0.0.1 on a free port, runs in a daemon thread and stops on ``close()`` or after ``max_lifetime_s``.
+support (206), an ``ETag`` and ``Last-Modified`` (a Range whose ``If-Range`` no longer matches gets the
+whole new file, 200), and can misbehave on purpose: cut a response short, announce a short
+``Content-Length``, trickle the body, redirect elsewhere, or send no validators. Every request is
+logged. The server binds ``host`` (127.0.0.1; 127.0.0.2 is another loopback host on Linux) on a free
+port, runs in a daemon thread and stops on ``close()`` or after ``max_lifetime_s``.
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
@@ -41,13 +46,18 @@ def git_blob_sha1(data: bytes) -> str:
 class HubServer:
     """Serve Hub repositories and plain files on 127.0.0.1; use as a context manager or call close()."""
 
-    def __init__(self, max_lifetime_s: float = 120.0):
+    def __init__(self, max_lifetime_s: float = 120.0, host: str = "127.0.0.1"):
         self.repos: dict[str, _Repo] = {}
         self.files: dict[str, bytes] = {}
+        self.modified: dict[str, float] = {}  # name -> when add_file last set it (Last-Modified)
         self.requests: list[Request] = []
         self._cuts: dict[str, list[int]] = {}  # name -> [cut after n bytes, responses left to cut]
+        self.redirects: dict[str, str] = {}  # name -> Location
+        self.short_lengths: dict[str, int] = {}  # name -> announced (and sent) Content-Length
+        self.trickles: dict[str, float] = {}  # name -> seconds between single bytes
+        self.without_validators: set[str] = set()
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = ThreadingHTTPServer((host, 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.hub = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(
@@ -90,6 +100,12 @@ class HubServer:
     def add_file(self, name: str, data: bytes) -> str:
         """Serve ``data`` at ``/files/{name}``; returns the URL."""
         self.files[name] = data
+        self.modified[name] = time.time() + len(self.modified)  # a new version: a new Last-Modified
+        return f"{self.url}/files/{name}"
+
+    def redirect(self, name: str, location: str) -> str:
+        """``/files/{name}`` answers 302 to ``location``; returns the redirecting URL."""
+        self.redirects[name] = location
         return f"{self.url}/files/{name}"
 
     def cut_after(self, name: str, nbytes: int, times: int = 1) -> None:
@@ -131,9 +147,19 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path.startswith("/files/"):
             name = unquote(path[len("/files/") :])
+            if name in self.hub.redirects:
+                return self._error(302, {"Location": self.hub.redirects[name]})
             if name not in self.hub.files:
                 return self._error(404, {})
-            return self._send(self.hub.files[name], {}, body, cut_key=name)
+            data, headers, honour_range = self.hub.files[name], {}, True
+            if name not in self.hub.without_validators:
+                headers = {
+                    "ETag": f'"{hashlib.sha256(data).hexdigest()[:16]}"',
+                    "Last-Modified": email.utils.formatdate(self.hub.modified[name], usegmt=True),
+                }
+                # If-Range no longer matches: the file changed since, so send all of the new one.
+                honour_range = self.headers.get("If-Range") in (None, *headers.values())
+            return self._send(data, headers, body, cut_key=name, honour_range=honour_range)
         match = _RESOLVE.match(path)
         if not match:
             return self._error(404, {})
@@ -177,10 +203,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "GET":
             self.wfile.write(payload)
 
-    def _send(self, data: bytes, headers: dict[str, str], body: bool, cut_key: str | None) -> None:
+    def _send(
+        self, data: bytes, headers: dict[str, str], body: bool, cut_key: str | None, honour_range: bool = True
+    ) -> None:
         status, start, end = 200, 0, len(data)
         range_header = self.headers.get("Range")
-        if range_header:
+        if range_header and honour_range:
             m = re.fullmatch(r"bytes=(\d+)-(\d*)", range_header.strip())
             if not m or int(m[1]) >= len(data):
                 self.hub._record(Request(self.command, self.path, range_header, 416))
@@ -193,6 +221,8 @@ class _Handler(BaseHTTPRequestHandler):
             status = 206
             headers = {**headers, "Content-Range": f"bytes {start}-{end - 1}/{len(data)}"}
         chunk = data[start:end]
+        if cut_key in self.hub.short_lengths:
+            chunk = chunk[: self.hub.short_lengths[cut_key]]
         self.hub._record(Request(self.command, self.path, range_header, status))
         self.send_response(status)
         headers = {
@@ -205,6 +235,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         if not body:
+            return
+        if cut_key in self.hub.trickles:
+            for i in range(len(chunk)):
+                self.wfile.write(chunk[i : i + 1])
+                self.wfile.flush()
+                time.sleep(self.hub.trickles[cut_key])
             return
         cut = self.hub._cuts.get(cut_key) if cut_key else None
         if cut and cut[1] > 0:

@@ -97,3 +97,44 @@ def test_packaged_catalog_matches_registry():
                 from zoo.convert import converter_names
 
                 assert source.format in converter_names(), f"{name}: no converter '{source.format}'"
+
+
+def test_duplicate_entry_names_are_an_error_naming_both_lines(tmp_path):
+    path = tmp_path / "checkpoints.yaml"
+    path.write_text("tiny-a:\n  arch: zoo_test_tinynet\ntiny-b:\n  arch: x\ntiny-a:\n  arch: y\n")
+    with pytest.raises(CatalogError, match=r"'tiny-a' is given twice, on lines 1 and 5"):
+        parse_catalog(path)
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path):
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
+    lines += ["tiny-bomb:", "  arch: zoo_test_tinynet", "  notes: *l8"]
+    path = tmp_path / "checkpoints.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CatalogError, match=r"aliases .* expand it to \d+ values"):
+        parse_catalog(path)
+
+
+def test_small_aliases_still_parse(tmp_path):
+    path = tmp_path / "checkpoints.yaml"
+    path.write_text(
+        "a:\n  arch: zoo_test_tinynet\n  paper: &p {title: T}\nb:\n  arch: zoo_test_tinynet\n  paper: *p\n"
+    )
+    assert parse_catalog(path)["b"].paper.title == "T"
+
+
+def test_file_source_may_not_leave_the_package(tmp_path):
+    bad = copy.deepcopy(GOOD)
+    bad["tiny-demo"]["weights"][1]["file"]["path"] = "../../../etc/passwd"
+    with pytest.raises(CatalogError, match=r"weights\[1\]\.file\.path.*leaves the zoo package"):
+        parse_catalog(write(tmp_path, bad))
+
+
+def test_checkpoints_validate_accepts_hub_sources(tmp_path, tiny_arch, capsys):
+    from zoo.cli import main
+
+    entries = copy.deepcopy(GOOD)
+    entries["tiny-demo"]["weights"] = [{"hub": {"repo_id": "org/tiny"}}]
+    assert main(["checkpoints", "validate", str(write(tmp_path, entries))]) == 0
+    assert "1 entries valid" in capsys.readouterr().out

@@ -14,6 +14,7 @@ from hubserver import HubServer
 from zoo import hub
 from zoo.catalog import CatalogEntry, FileSource, HubSource, UrlSource
 from zoo.convert import register_converter
+from zoo.errors import UsageError, WeightsFileError
 from zoo.hub import (
     ChecksumError,
     IncompleteDownloadError,
@@ -162,7 +163,8 @@ def test_offline_with_empty_cache_is_one_clear_error(server, tmp_path, monkeypat
     ):
         assert needle in text, needle
     port = server.url.rsplit(":", 1)[1]
-    assert str(zoo_dir / "downloads" / f"127.0.0.1_{port}" / "files" / "orig" / "k400.pyth") in text
+    url_hash = hashlib.sha256(url.encode()).hexdigest()[:16]
+    assert str(zoo_dir / "downloads" / f"127.0.0.1_{port}" / url_hash / "k400.pyth") in text
     assert [what for what, _ in err.value.tried] == [
         "hub zoo-test/tiny@main: model.safetensors",
         f"url {url} (zoo-test-double)",
@@ -238,18 +240,16 @@ def test_truncated_download_keeps_part_and_resumes_with_range(server, tmp_path):
     assert sha256_of(dest) == sha(data) and not part.exists()
 
 
-def test_stale_partial_file_is_restarted(server, tmp_path):
+def test_partial_file_of_unknown_origin_is_discarded(server, tmp_path):
     data = safetensors_bytes(tmp_path, {"w": torch.ones(8)})
     url = server.add_file("w.safetensors", data)
     dest = tmp_path / "dl" / "w.safetensors"
     dest.parent.mkdir()
-    dest.with_name("w.safetensors.part").write_bytes(b"x" * (len(data) + 10))  # longer than the file
+    dest.with_name("w.safetensors.part").write_bytes(data[:100])  # no stored validator: unknown origin
     assert download_url(url, dest, sha256=sha(data), progress=True) == dest
     assert dest.read_bytes() == data
-    assert [(r.range, r.status) for r in server.log("GET")] == [
-        (f"bytes={len(data) + 10}-", 416),
-        (None, 200),
-    ]
+    assert [(r.range, r.status) for r in server.log("GET")] == [(None, 200)]
+    assert visible_files(dest.parent) == ["w.safetensors"]
 
 
 def test_resolve_reports_truncation_then_resumes(server, tmp_path):
@@ -364,3 +364,215 @@ def test_load_folder_checks_config_and_hash(tmp_path):
     with pytest.raises(ChecksumError):
         load_folder(folder)
     assert weights.exists()
+
+
+# --- what may not be trusted silently --------------------------------------------------------------
+
+
+def test_resume_after_upstream_change_restarts_instead_of_splicing(server, tmp_path):
+    old = safetensors_bytes(tmp_path, {"w": torch.zeros(64, 64)})
+    new = safetensors_bytes(tmp_path, {"w": torch.ones(64, 64)})
+    assert len(old) == len(new)
+    url = server.add_file("w.safetensors", old)
+    server.cut_after("w.safetensors", 5000)
+    dest = tmp_path / "dl" / "w.safetensors"
+    with pytest.raises(IncompleteDownloadError):
+        download_url(url, dest, progress=False)
+    server.add_file("w.safetensors", new)  # changed upstream between the two attempts
+
+    assert download_url(url, dest, progress=False).read_bytes() == new
+    last = server.log("GET", "w.safetensors")[-1]
+    assert (last.range, last.status) == ("bytes=5000-", 200)  # asked to resume, got the whole new file
+
+
+def test_partial_file_without_validator_is_not_kept(server, tmp_path):
+    data = safetensors_bytes(tmp_path, {"w": torch.randn(64, 64)})
+    url = server.add_file("w.safetensors", data)
+    server.without_validators.add("w.safetensors")
+    server.cut_after("w.safetensors", 5000)
+    dest = tmp_path / "dl" / "w.safetensors"
+    with pytest.raises(IncompleteDownloadError, match="starts over") as err:
+        download_url(url, dest, progress=False)
+    assert not err.value.resumable and visible_files(dest.parent) == []
+    assert download_url(url, dest, progress=False).read_bytes() == data
+    assert server.log("GET")[-1].range is None
+
+
+@pytest.fixture
+def other_host():
+    """A second server on another loopback address (127.0.0.2 answers on Linux)."""
+    with HubServer(host="127.0.0.2") as srv:
+        yield srv
+
+
+def test_cross_host_redirect_is_refused_without_a_catalog_sha256(server, other_host, tmp_path):
+    data = safetensors_bytes(tmp_path, {"w": torch.ones(4)})
+    target = other_host.add_file("w.safetensors", data)
+    url = server.redirect("w.safetensors", target)
+    with pytest.raises(WeightsUnavailableError) as err:
+        resolve(entry(UrlSource(url)), progress=False)
+    text = str(err.value)
+    assert "127.0.0.1:" in text and "127.0.0.2:" in text and "another host" in text
+    assert other_host.requests == [] and not (tmp_path / "zoo_cache" / "recorded_sha256.json").exists()
+    with pytest.raises(hub.UntrustedRedirectError):
+        download_url(url, tmp_path / "dl" / "w.safetensors", progress=False)
+
+
+def test_cross_host_redirect_is_followed_for_a_pinned_file(server, other_host, tmp_path):
+    data = safetensors_bytes(tmp_path, {"w": torch.ones(4)})
+    url = server.redirect("w.safetensors", other_host.add_file("w.safetensors", data))
+    assert resolve(entry(UrlSource(url, sha256=sha(data))), progress=False).read_bytes() == data
+    same_host = server.redirect("moved.safetensors", server.add_file("w2.safetensors", data))
+    with pytest.warns(UnverifiedWeightsWarning):  # a redirect on the same host is followed, then recorded
+        assert resolve(entry(UrlSource(same_host)), progress=False).read_bytes() == data
+
+
+def test_trickled_body_is_abandoned(server, tmp_path, monkeypatch):
+    data = safetensors_bytes(tmp_path, {"w": torch.ones(64)})
+    url = server.add_file("w.safetensors", data)
+    server.trickles["w.safetensors"] = 0.02  # ~50 bytes/s, for ever
+    monkeypatch.setenv("ZOO_DOWNLOAD_MIN_RATE", "1000")
+    monkeypatch.setenv("ZOO_DOWNLOAD_WINDOW", "0.4")
+    with pytest.raises(hub.StalledDownloadError, match="ZOO_DOWNLOAD_MIN_RATE") as err:
+        download_url(url, tmp_path / "dl" / "w.safetensors", progress=False)
+    assert 0 < err.value.received < len(data)
+
+
+def test_stall_guard_settings_are_checked(monkeypatch):
+    monkeypatch.setenv("ZOO_DOWNLOAD_WINDOW", "soon")
+    with pytest.raises(UsageError, match="ZOO_DOWNLOAD_WINDOW"):
+        hub.StallGuard.from_env()
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "zoo-test-double"])
+def test_short_content_length_is_neither_recorded_nor_cached(server, tmp_path, fmt):
+    if fmt == "safetensors":
+        data = safetensors_bytes(tmp_path, {"w": torch.ones(256)})
+    else:
+        torch.save({"model_state": {"orig.w": torch.ones(256)}}, tmp_path / "orig.pyth")
+        data = (tmp_path / "orig.pyth").read_bytes()
+    url = server.add_file("w.bin", data)
+    server.short_lengths["w.bin"] = len(data) - 100  # a complete-looking HTTP answer, short by 100 bytes
+    with pytest.raises(WeightsFileError, match="not recorded") as err:
+        resolve(entry(UrlSource(url, format=fmt)), progress=False)
+    assert "w.bin" in str(err.value)
+    assert visible_files(tmp_path / "zoo_cache") == []  # no cached file, no record
+    del server.short_lengths["w.bin"]
+    with pytest.warns(UnverifiedWeightsWarning):
+        assert resolve(entry(UrlSource(url, format=fmt)), progress=False).is_file()
+
+
+def _converted_entry(server, tmp_path, hashed: bool):
+    original = tmp_path / "orig.pyth"
+    torch.save({"model_state": {"orig.w": torch.tensor([1.0, 2.0])}}, original)
+    url = server.add_file("orig.pyth", original.read_bytes())
+    digest = sha256_of(original)
+    return entry(
+        UrlSource(url, format="zoo-test-double", sha256=digest if hashed else None), name="tiny-conv"
+    )
+
+
+@pytest.mark.parametrize("damage", ["tamper", "truncate", "empty"])
+def test_damaged_converted_file_is_rebuilt_from_the_original(server, tmp_path, damage):
+    e = _converted_entry(server, tmp_path, hashed=True)
+    converted = resolve(e, progress=False)
+    good = converted.read_bytes()
+    if damage == "tamper":
+        save_state_dict({"net.w": torch.tensor([666.0, 4.0])}, converted, metadata=read_metadata(converted))
+    else:
+        converted.write_bytes(good[: len(good) // 2] if damage == "truncate" else b"")
+    CONVERTER_CALLS.clear()
+    with pytest.warns(UnverifiedWeightsWarning, match=str(converted)):
+        assert resolve(e, progress=False) == converted
+    assert len(CONVERTER_CALLS) == 1
+    assert torch.equal(load_state_dict(converted)["net.w"], torch.tensor([2.0, 4.0]))
+
+
+def test_tampered_converted_file_offline_without_original_is_not_used(server, tmp_path, monkeypatch):
+    e = _converted_entry(server, tmp_path, hashed=True)
+    converted = resolve(e, progress=False)
+    save_state_dict({"net.w": torch.tensor([666.0, 4.0])}, converted)
+    next((tmp_path / "zoo_cache" / "downloads").rglob("orig.pyth")).unlink()
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    with pytest.warns(UnverifiedWeightsWarning, match=str(converted)), pytest.raises(WeightsUnavailableError):
+        resolve(e, progress=False)
+    assert not converted.exists()
+
+
+def test_corrupt_provenance_file_is_named(server, tmp_path):
+    data = safetensors_bytes(tmp_path, {"w": torch.ones(4)})
+    url = server.add_file("w.safetensors", data)
+    records = tmp_path / "zoo_cache" / "recorded_sha256.json"
+    records.parent.mkdir(parents=True)
+    records.write_text('{"truncated": ')
+    with pytest.raises(hub.ProvenanceError) as err:
+        resolve(entry(UrlSource(url)), progress=False)
+    assert str(records) in str(err.value) and "Delete it" in str(err.value)
+    assert isinstance(err.value, UsageError)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("https://example.org/w.pth", "http://example.org/w.pth"),
+        ("https://example.org/a b/w.pth", "https://example.org/a_b/w.pth"),
+        ("https://example.org/w.pth?v=1", "https://example.org/w.pth?v=2"),
+    ],
+)
+def test_url_cache_paths_do_not_collide(tmp_path, a, b):
+    from zoo.hub.cache import url_cache_path
+
+    assert url_cache_path(a, tmp_path) != url_cache_path(b, tmp_path)
+    assert url_cache_path(a, tmp_path).name == "w.pth"
+
+
+def test_file_source_outside_the_package_is_refused():
+    with pytest.raises(UsageError, match="leaves the zoo package"):
+        resolve(entry(FileSource("../../../etc/passwd")), progress=False)
+
+
+# --- hf-hub: published folders on the Hub --------------------------------------------------------------
+
+
+def _publish_to(server, tmp_path, tiny_arch, sha256: str | None = "auto", weights_file="model.safetensors"):
+    state = {"body.weight": torch.randn(8, 4), "body.bias": torch.randn(8)}
+    state |= {"head.weight": torch.randn(3, 8), "head.bias": torch.randn(3)}
+    weights = safetensors_bytes(tmp_path, state)
+    config = {
+        "name": "tiny-pub",
+        "arch": tiny_arch,
+        "arch_args": {},
+        "weights_file": weights_file,
+        "entry": {"arch": tiny_arch, "license": "MIT"},
+    }
+    if sha256 is not None:
+        config["weights_sha256"] = sha(weights) if sha256 == "auto" else sha256
+    server.commit("zoo-org/tiny-pub", {"config.json": json.dumps(config).encode(), weights_file: weights})
+    return state
+
+
+def test_hf_hub_spec_loads_a_published_folder(server, tmp_path, tiny_arch):
+    import zoo
+
+    state = _publish_to(server, tmp_path, tiny_arch)
+    model = zoo.load("hf-hub:zoo-org/tiny-pub")
+    assert torch.equal(model.body.weight, state["body.weight"]) and model.card.entry.license == "MIT"
+    net = zoo.create_model(tiny_arch, pretrained="hf-hub:zoo-org/tiny-pub", num_classes=5)
+    assert torch.equal(net.body.bias, state["body.bias"]) and net.head.out_features == 5
+    assert server.log("GET", "/zoo-org/tiny-pub/resolve/main/model.safetensors")
+
+
+@pytest.mark.parametrize(("sha256", "error"), [(None, "no weights_sha256"), ("f" * 64, "sha256 mismatch")])
+def test_hf_hub_folder_weights_are_verified(server, tmp_path, tiny_arch, sha256, error):
+    import zoo
+
+    _publish_to(server, tmp_path, tiny_arch, sha256=sha256)
+    with pytest.raises((hub.UnsafeFolderError, ChecksumError), match=error):
+        zoo.load("hf-hub:zoo-org/tiny-pub")
+
+
+def test_hf_hub_spec_is_checked():
+    import zoo
+
+    with pytest.raises(UsageError, match="hf-hub:ORG/NAME"):
+        zoo.load("hf-hub:no-slash")

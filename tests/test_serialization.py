@@ -158,3 +158,41 @@ def test_save_state_dict_failure_leaves_nothing(tmp_path):
         save_state_dict({"a": torch.zeros(2), "b": 3}, target)
     assert torch.equal(load_state_dict(target)["a"], torch.ones(2))  # the old file is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("empty.pth", b""), ("short.safetensors", None), ("garbage.pt", b"<html>not found</html>")],
+)
+def test_unreadable_file_is_one_error_naming_it(tmp_path, name, content):
+    from zoo.errors import UsageError, WeightsFileError
+    from zoo.serialization import check_readable
+
+    path = tmp_path / name
+    if content is None:
+        save_state_dict({"w": torch.ones(100)}, path)
+        content = path.read_bytes()[:-10]
+    path.write_bytes(content)
+    for read in (load_raw, load_state_dict, check_readable):
+        with pytest.raises(WeightsFileError, match=str(path)) as err:
+            read(path)
+        assert isinstance(err.value, UsageError) and "\n" not in str(err.value)
+
+
+def test_data_parallel_prefix_and_wrapping_are_unwrapped_in_one_place(tmp_path):
+    from zoo.serialization import strip_prefix, unwrap_state_dict
+
+    w = torch.ones(2)
+    assert unwrap_state_dict({"state_dict": {"module.a.w": w, "module.b": w}}) == {"a.w": w, "b": w}
+    assert unwrap_state_dict({"model": {"module.a": w, "b": w}}) == {"module.a": w, "b": w}  # not every key
+    assert strip_prefix({"enc.a": w, "head.b": w}, "enc.") == {"a": w}
+
+
+def test_convert_with_the_wrong_format_is_one_line(tmp_path, capsys):
+    from zoo.cli import main
+
+    src = save_state_dict({"not.a.motionformer": torch.ones(2)}, tmp_path / "w.safetensors")
+    assert main(["convert", "motionformer-pyth", str(src), str(tmp_path / "out.safetensors")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(src) in err and "'motionformer-pyth'" in err
+    assert not (tmp_path / "out.safetensors").exists()

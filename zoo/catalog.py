@@ -35,6 +35,11 @@ class HubSource:
     revision: str = "main"
     sha256: str | None = None
 
+    @property
+    def format(self) -> str:
+        """Hub mirrors hold zoo's own keys as safetensors: nothing to convert."""
+        return "safetensors"
+
 
 @dataclass(frozen=True)
 class UrlSource:
@@ -209,6 +214,14 @@ def _parse_source(raw: Any, ctx: _Ctx, where: str) -> WeightSource:
         raise ctx.error(f"{where}.{kind}.sha256", f"not a lowercase hex sha256: {source.sha256!r}")
     if kind == "url" and not source.url.startswith(("https://", "http://")):
         raise ctx.error(f"{where}.url.url", f"not an http(s) URL: {source.url!r}")
+    if (
+        kind == "file"
+        and not Path(source.path).expanduser().is_absolute()
+        and ".." in Path(source.path).parts
+    ):
+        raise ctx.error(
+            f"{where}.file.path", f"{source.path!r} leaves the zoo package folder; give a path inside it"
+        )
     return source
 
 
@@ -278,11 +291,69 @@ def parse_entry(name: str, raw: Any, path: Path = CATALOG_PATH) -> CatalogEntry:
     )
 
 
+MAX_EXPANDED_VALUES = 100_000
+"""A catalog may share values through YAML aliases, but not expand past this many values."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML without surprises: a key given twice in a mapping is an error, and so is a document whose
+    aliases (``*name``) expand it past :data:`MAX_EXPANDED_VALUES` values (an "alias bomb").
+    """
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {})
+        if size > MAX_EXPANDED_VALUES:
+            raise CatalogError(
+                f"{self.name}: its aliases (*name) expand it to {size} values, more than the "
+                f"{MAX_EXPANDED_VALUES} a catalog may hold; spell the values out or remove the aliases"
+            )
+        return self.construct_document(node)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise CatalogError(
+                    f"{self.name}: '{key}' is given twice, on lines {seen[key]} and {line}; keep one"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values ``node`` holds once every alias is copied out (shared nodes counted once each use)."""
+    if id(node) not in memo:
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        memo[id(node)] = 0  # a recursive structure counts as itself while it is being measured
+        memo[id(node)] = 1 + sum(_expanded_size(child, memo) for child in children)
+    return memo[id(node)]
+
+
+def _load_yaml(path: Path) -> Any:
+    text = path.read_text()
+    loader = _StrictLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def parse_catalog(path: Path | str) -> dict[str, CatalogEntry]:
     """Parse a whole catalog file; the first bad entry raises :class:`CatalogError`."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = _load_yaml(path)
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {exc}") from None
     if raw is None:

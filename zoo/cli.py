@@ -138,14 +138,13 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from zoo.convert import get_converter
-    from zoo.serialization import load_raw, save_state_dict
+    from zoo.convert import convert_file
+    from zoo.serialization import save_state_dict
 
     src = Path(args.source)
     if not src.is_file():
         raise FileNotFoundError(f"no such checkpoint file: {src}")
-    raw = load_raw(src)
-    state = get_converter(args.format)(raw)
+    state = convert_file(args.format, src)
     save_state_dict(state, args.output, metadata={"format": "zoo", "converted_from": args.format})
     print(f"wrote {args.output} ({len(state)} tensors)")
     return 0
@@ -186,13 +185,13 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """The backbone of a training checkpoint as a safetensors file ``zoo.create_model`` can load."""
     from zoo.errors import UsageError
-    from zoo.serialization import safe_torch_load, save_state_dict
+    from zoo.serialization import safe_torch_load, save_state_dict, strip_prefix
 
     checkpoint = safe_torch_load(Path(args.checkpoint))
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UsageError(f"{args.checkpoint}: not a Lightning checkpoint (no 'state_dict')")
     prefix = args.prefix
-    state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    state = strip_prefix(checkpoint["state_dict"], prefix)
     if not state:
         raise UsageError(f"{args.checkpoint}: no parameter starts with '{prefix}'")
     save_state_dict(

@@ -23,12 +23,12 @@ from torch import nn
 from zoo import __version__
 from zoo.catalog import CatalogEntry, HubSource, get_entry
 from zoo.hub import resolve, sha256_of
+from zoo.hub.folder import CONFIG_FILE, WEIGHTS_FILE
 from zoo.serialization import load_state_dict, save_state_dict
 
 __all__ = ["ApiCall", "PublishPlan", "publish"]
 
-WEIGHTS_FILE = "model.safetensors"
-FILES = ("README.md", "config.json", WEIGHTS_FILE)
+FILES = ("README.md", CONFIG_FILE, WEIGHTS_FILE)
 # Licence identifiers the Hub's model-card metadata knows; anything else is published as "other".
 _HUB_LICENSES = {
     "apache-2.0",
@@ -221,7 +221,7 @@ def publish(
     )
     weights_sha = sha256_of(weights)
     config = json.dumps(_config(entry, repo_id, weights_sha, keep_sources=model is None), indent=2) + "\n"
-    (folder / "config.json").write_text(config)
+    (folder / CONFIG_FILE).write_text(config)
     (folder / "README.md").write_text(model_card(entry, repo_id))
     files = {f: sha256_of(folder / f) for f in FILES}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from torch import nn
 
 from zoo import registry
-from zoo.serialization import safe_torch_load
+from zoo.serialization import safe_torch_load, strip_prefix
 
 __all__ = ["CheckpointContentError", "find_resume_checkpoint", "load_encoder"]
 
@@ -77,7 +77,6 @@ def load_encoder(checkpoint_path: str | Path, modality: str | None = None) -> nn
         raise CheckpointContentError(f"{checkpoint_path}: no '{modality}' encoder; it has {sorted(specs)}")
     spec = specs[modality]
     encoder = registry.build(spec["arch"], **{"num_classes": 0, **spec["kwargs"]})
-    prefix = f"encoders.{modality}."
-    state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    state = strip_prefix(checkpoint["state_dict"], f"encoders.{modality}.")
     encoder.load_state_dict(state, strict=True)
     return encoder.eval()

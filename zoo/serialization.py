@@ -25,19 +25,26 @@ import safetensors
 import safetensors.torch
 import torch
 
+from zoo.errors import NonFiniteWeightsError, WeightsFileError
+
 __all__ = [
     "ALLOWED_GLOBALS",
     "UnsafeCheckpointError",
+    "check_finite",
+    "check_readable",
     "is_safetensors",
     "load_raw",
     "load_state_dict",
     "read_metadata",
     "safe_torch_load",
     "save_state_dict",
+    "strip_prefix",
+    "unwrap_state_dict",
 ]
 
 STATE_DICT_KEYS = ("state_dict", "model_state", "model", "module")
-"""Keys under which training checkpoints keep the weights; tried in this order by :func:`load_state_dict`."""
+"""Keys under which training checkpoints keep the weights; tried in this order by :func:`unwrap_state_dict`."""
+DATA_PARALLEL_PREFIX = "module."
 
 
 def _numpy_globals() -> list[Callable | tuple[Callable, str]]:
@@ -83,6 +90,7 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
         )
 
 
+_TORCH_MAGIC = (b"PK", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")  # zip archive, pickle protocol 2-5
 _REFUSED = re.compile(r"GLOBAL (\S+?)(?: was not| whose module)")
 
 
@@ -109,6 +117,14 @@ def safe_torch_load(path: str | os.PathLike, extra_globals: list[Any] | tuple[An
     if not path.is_file():
         raise FileNotFoundError(f"no such checkpoint file: {path}")
     # ``safe_globals`` removes what it added on exit: leave globals the caller allowed before untouched.
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic not in _TORCH_MAGIC:  # neither a zip archive nor a pickle: do not ask the unpickler
+        raise WeightsFileError(
+            path,
+            f"not a PyTorch checkpoint or safetensors file ({path.stat().st_size} bytes, starts with {magic!r}); "
+            "the file is empty, truncated or another format",
+        )
     already = set(torch.serialization.get_safe_globals())
     allowed = [g for g in (*ALLOWED_GLOBALS, *extra_globals) if g not in already]
     try:
@@ -118,6 +134,23 @@ def safe_torch_load(path: str | os.PathLike, extra_globals: list[Any] | tuple[An
         text = str(exc)
         match = _REFUSED.search(text)
         raise UnsafeCheckpointError(path, match.group(1) if match else None, _detail(text)) from None
+    except (
+        EOFError,
+        RuntimeError,
+        ValueError,
+        OSError,
+        struct.error,
+    ) as exc:  # empty, truncated, not a pickle
+        raise _unreadable(path, "PyTorch checkpoint", exc) from None
+
+
+def _unreadable(path: Path, what: str, exc: BaseException) -> WeightsFileError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    size = path.stat().st_size if path.is_file() else 0
+    return WeightsFileError(
+        path,
+        f"not a readable {what} ({size} bytes; {detail}); the file is empty, truncated or another format",
+    )
 
 
 def is_safetensors(path: str | os.PathLike) -> bool:
@@ -139,41 +172,103 @@ def load_raw(path: str | os.PathLike) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"no such weights file: {path}")
     if is_safetensors(path):
-        return safetensors.torch.load_file(str(path), device="cpu")
+        try:
+            return safetensors.torch.load_file(str(path), device="cpu")
+        except safetensors.SafetensorError as exc:
+            raise _unreadable(path, "safetensors file", exc) from None
     return safe_torch_load(path)
+
+
+def check_readable(path: str | os.PathLike) -> None:
+    """Raise :class:`~zoo.errors.WeightsFileError` (naming ``path``) unless the file parses as weights.
+
+    A safetensors file must have a valid header whose tensors cover the file exactly (a file cut short
+    fails); anything else must unpickle under :func:`safe_torch_load`.
+    """
+    path = Path(path)
+    if is_safetensors(path):
+        read_metadata(path)
+    else:
+        safe_torch_load(path)
 
 
 def _tensor_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def load_state_dict(path: str | os.PathLike, key: str | None = None) -> dict[str, torch.Tensor]:
-    """The tensors of a weights file (safetensors, or a legacy pickle read by :func:`safe_torch_load`).
+def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``state`` whose key starts with ``prefix``, with the prefix removed."""
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def unwrap_state_dict(
+    raw: Any, key: str | None = None, source: str = "checkpoint"
+) -> dict[str, torch.Tensor]:
+    """The tensor dict inside a loaded checkpoint, without a DataParallel ``module.`` prefix.
 
     A training checkpoint that wraps its weights is unwrapped at ``key`` or, without ``key``, at the
-    first of :data:`STATE_DICT_KEYS` that holds a tensor dict. Key names are returned as stored.
+    first of :data:`STATE_DICT_KEYS` that holds a tensor dict. A ``module.`` prefix carried by every
+    key is removed; other key names are returned as stored.
+
+    Args:
+        raw: what the checkpoint file held (see :func:`load_raw`).
+        key: the top-level key that holds the weights; found by :data:`STATE_DICT_KEYS` when omitted.
+        source: the file or format named in errors.
     """
-    raw = load_raw(path)
     if key is not None:
         if not isinstance(raw, Mapping) or key not in raw:
             keys = sorted(raw) if isinstance(raw, Mapping) else type(raw).__name__
-            raise KeyError(f"{path}: no '{key}' in the checkpoint (top level: {keys})")
+            raise KeyError(f"{source}: no '{key}' in the checkpoint (top level: {keys})")
         raw = raw[key]
     elif not _tensor_dict(raw) and isinstance(raw, Mapping):
         raw = next((raw[k] for k in STATE_DICT_KEYS if _tensor_dict(raw.get(k))), raw)
     if not _tensor_dict(raw):
         keys = sorted(map(str, raw))[:12] if isinstance(raw, Mapping) else type(raw).__name__
-        raise ValueError(
-            f"{path}: not a dict of tensors (top level: {keys}); pass key= or convert it with its converter "
-            "(`zoo convert FORMAT SOURCE OUTPUT`)"
+        raise WeightsFileError(
+            source,
+            f"not a dict of tensors (top level: {keys}); pass key= or convert it with its converter "
+            "(`zoo convert FORMAT SOURCE OUTPUT`)",
         )
+    if all(k.startswith(DATA_PARALLEL_PREFIX) for k in raw):
+        return strip_prefix(raw, DATA_PARALLEL_PREFIX)
     return dict(raw)
 
 
+def check_finite(state: Mapping[str, torch.Tensor], source: str | os.PathLike) -> None:
+    """Raise :class:`~zoo.errors.NonFiniteWeightsError` naming ``source`` and the tensors holding NaN/Inf."""
+    bad = [
+        name
+        for name, tensor in state.items()
+        if (tensor.is_floating_point() or tensor.is_complex()) and not torch.isfinite(tensor).all()
+    ]
+    if bad:
+        raise NonFiniteWeightsError(source, bad)
+
+
+def load_state_dict(
+    path: str | os.PathLike, key: str | None = None, *, allow_nonfinite: bool = False
+) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (safetensors, or a legacy pickle read by :func:`safe_torch_load`).
+
+    Args:
+        path: the weights file.
+        key: the top-level key that holds the weights (see :func:`unwrap_state_dict`).
+        allow_nonfinite: load tensors holding NaN or Inf instead of raising
+            :class:`~zoo.errors.NonFiniteWeightsError`.
+    """
+    state = unwrap_state_dict(load_raw(path), key, source=str(path))
+    if not allow_nonfinite:
+        check_finite(state, path)
+    return state
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The string metadata stored in a safetensors header."""
-    with safetensors.safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})
+    """The string metadata stored in a safetensors header (a malformed file names itself)."""
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except safetensors.SafetensorError as exc:
+        raise _unreadable(Path(path), "safetensors file", exc) from None
 
 
 def _storable(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -6,9 +6,13 @@ Modules here are imported on first use, so a new format needs no edit elsewhere.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import torch
+
+from zoo.errors import UsageError
+from zoo.serialization import load_raw
 
 Converter = Callable[[dict], dict[str, torch.Tensor]]
 
@@ -44,3 +48,29 @@ def get_converter(fmt: str) -> Converter:
 
         raise suggest(fmt, list(_converters), "checkpoint format")
     return _converters[fmt]
+
+
+class ConversionError(UsageError):
+    """A file is not in the checkpoint format it was converted as; names the file and the format."""
+
+
+def convert_file(fmt: str, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read the original checkpoint at ``path`` and convert it with converter ``fmt``.
+
+    A file the converter does not recognise is a :class:`ConversionError` naming the file and format.
+
+    Args:
+        fmt: a converter name (see :func:`converter_names`).
+        path: the original checkpoint file.
+    """
+    converter = get_converter(fmt)
+    raw = load_raw(path)
+    try:
+        return converter(raw)
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
+        top = sorted(map(str, raw))[:8] if isinstance(raw, dict) else type(raw).__name__
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConversionError(
+            f"{path}: not a '{fmt}' checkpoint ({detail}; top level: {top}); check the format name "
+            f"(known: {', '.join(converter_names())})"
+        ) from None

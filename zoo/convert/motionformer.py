@@ -21,6 +21,8 @@ import re
 import torch
 
 from zoo.convert import register_converter
+from zoo.errors import WeightsFileError
+from zoo.serialization import unwrap_state_dict
 
 # original keys the converter drops on purpose
 DROPPED_KEYS = ("patch_embed.proj.weight", "patch_embed.proj.bias")
@@ -41,14 +43,10 @@ _RENAMES = ((re.compile(r"patch_embed_3d\.proj\.(weight|bias)"), r"patch_embed.p
 
 def unwrap(raw: dict) -> dict[str, torch.Tensor]:
     """The model state dict inside a PySlowFast checkpoint (or a bare state dict), ``module.`` removed."""
-    state = raw
-    for key in ("model_state", "state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"no Motionformer state dict found; top-level keys: {sorted(raw)[:10]}")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    try:
+        return unwrap_state_dict(raw, source="Motionformer checkpoint")
+    except WeightsFileError as exc:
+        raise ValueError(f"no Motionformer state dict found ({exc})") from None
 
 
 def _expected_shape(key: str, width: int) -> tuple[int | None, ...] | None:

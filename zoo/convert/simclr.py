@@ -27,6 +27,7 @@ import re
 import torch
 
 from zoo.convert import register_converter
+from zoo.serialization import unwrap_state_dict
 
 __all__ = ["convert_v1", "convert_v2", "convert_v2_head"]
 
@@ -56,13 +57,6 @@ _V2_RULES = [
 _V2_HEAD_KEY = re.compile(rf"^layers\.(\d+)\.({_BN[1:-1]})$")
 
 
-def _strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Remove a DataParallel ``module.`` prefix carried by every key."""
-    if state and all(k.startswith("module.") for k in state):
-        return {k[len("module.") :]: v for k, v in state.items()}
-    return state
-
-
 def _unmapped_error(fmt: str, keys: list[str]) -> KeyError:
     shown = ", ".join(keys[:10]) + (" ..." if len(keys) > 10 else "")
     return KeyError(f"{fmt}: {len(keys)} unmapped keys: {shown}")
@@ -71,7 +65,7 @@ def _unmapped_error(fmt: str, keys: list[str]) -> KeyError:
 @register_converter("simclr-v1-pytorch")
 def convert_v1(raw: dict) -> dict[str, torch.Tensor]:
     """``tonylins/simclr-converter`` files (``{"state_dict": ...}`` or a bare state dict) → resnet50(_Nx)."""
-    state = _strip_module_prefix(raw.get("state_dict", raw))
+    state = unwrap_state_dict(raw, source="simclr-v1-pytorch checkpoint")
     unmapped = [k for k in state if not _V1_KEY.match(k)]
     if unmapped:
         raise _unmapped_error("simclr-v1-pytorch", unmapped)
@@ -88,7 +82,7 @@ def convert_v2(raw: dict) -> dict[str, torch.Tensor]:
     if set(raw) - {"resnet", "head"}:
         raise _unmapped_error("simclr-v2-pytorch", sorted(set(raw) - {"resnet", "head"}))
     out, unmapped = {}, []
-    for key, value in _strip_module_prefix(raw["resnet"]).items():
+    for key, value in unwrap_state_dict(raw, key="resnet", source="simclr-v2-pytorch checkpoint").items():
         for pattern, replacement in _V2_RULES:
             if pattern.match(key):
                 out[pattern.sub(replacement, key)] = value

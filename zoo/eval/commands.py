@@ -104,15 +104,12 @@ def load_model(spec: str, modality: str | None = None, seed: int = 0) -> nn.Modu
 
 def _preprocess(model: str):
     """The preprocess record of a catalog name or a published folder (None for anything else)."""
-    import json
-
-    from zoo.catalog import catalog, parse_entry
+    from zoo.catalog import catalog
+    from zoo.hub import folder_entry
 
     entry = catalog().get(model)
-    config = Path(model) / "config.json"
-    if entry is None and config.is_file():
-        meta = json.loads(config.read_text())
-        entry = parse_entry(meta.get("name", Path(model).name), meta["entry"], config)
+    if entry is None and (Path(model) / "config.json").is_file():
+        entry = folder_entry(model)
     return entry.preprocess if entry is not None else None
 
 

@@ -245,6 +245,9 @@ def test_uncached_hub_id_offline_says_what_to_pass_instead(tmp_path, monkeypatch
 def test_missing_paths_and_bad_specs_are_usage_errors(tmp_path):
     with pytest.raises(TokenizerNotFoundError, match="no such file or folder"):
         build_tokenizer(str(tmp_path / "nothing" / "tokenizer.json"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TokenizerNotFoundError, match=r"neither tokenizer\.json nor tokenizer_config\.json"):
+        build_tokenizer(str(tmp_path / "empty"))
     with pytest.raises(UsageError, match="unknown field 'maxlen'"):
         build_tokenizer({"name": "bytes", "maxlen": 8})
     with pytest.raises(UsageError, match="max_length must be an integer >= 2"):
@@ -258,8 +261,9 @@ def test_missing_paths_and_bad_specs_are_usage_errors(tmp_path):
 def test_every_kind_pickles_for_dataloader_workers(bpe_file, hf_folder):
     texts = [SAMPLES["de"], SAMPLES["zh"]]
     for spec in ("bytes", str(bpe_file), str(hf_folder)):
-        tokenizer = build_tokenizer(spec)
+        tokenizer = build_tokenizer(spec, max_length=8)
         copy = pickle.loads(pickle.dumps(tokenizer))
+        assert copy(texts)["input_ids"].shape == (2, 8)  # truncation survives the copy
         assert torch.equal(copy(texts)["input_ids"], tokenizer(texts)["input_ids"])
         assert repr(copy) == repr(tokenizer)
 

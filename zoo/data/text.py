@@ -303,9 +303,13 @@ def build_tokenizer(spec: str | dict, max_length: int = DEFAULT_MAX_LENGTH) -> T
     if path.is_file():
         return TokenizersTokenizer(path, max_length)
     if path.is_dir():
-        if (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
+        if (path / "tokenizer_config.json").is_file():
+            return HFTokenizer(spec, max_length)
+        if (path / "tokenizer.json").is_file():
             return TokenizersTokenizer(path / "tokenizer.json", max_length)
-        return HFTokenizer(spec, max_length)
+        raise TokenizerNotFoundError(
+            f"tokenizer {spec!r}: the folder has neither tokenizer.json nor tokenizer_config.json; {_INSTEAD}"
+        )
     if not _HUB_ID.match(spec) or spec.endswith(".json"):
         raise TokenizerNotFoundError(f"tokenizer {spec!r}: no such file or folder; {_INSTEAD}")
     return HFTokenizer(spec, max_length, revision)

@@ -7,15 +7,13 @@ list of strings}``. Two steps turn them into the batch's text:
    ``(seed, epoch, index)`` only) keeps ``captions_per_video`` of them, in the languages asked for;
 2. :func:`tokenize_captions` (at collate time, :class:`CaptionCollate`) tokenizes them into one layout:
 
-==========================  ==============================  ==============================================
-``captions_per_video``      ``text["input_ids"]``,          other keys
-                            ``text["attention_mask"]``
-==========================  ==============================  ==============================================
-``1``                       int64 ``(B, L)``                ``text_language`` int64 ``(B,)``
-``K > 1``                   int64 ``(B, K, L)``             ``text_language`` int64 ``(B, K)``
-``"all"`` (retrieval eval)  int64 ``(N, L)``, N captions    ``caption_to_video`` int64 ``(N,)`` (the row of
-                            of all videos, video-major      the batch), ``text_language`` int64 ``(N,)``
-==========================  ==============================  ==============================================
+| ``captions_per_video`` | ``text["input_ids"]``, ``text["attention_mask"]`` | other keys                                         |
+|------------------------|---------------------------------------------------|----------------------------------------------------|
+| ``1``                  | int64 ``(B, L)``                                  | ``text_language`` ``(B,)``                         |
+| ``K > 1``              | int64 ``(B, K, L)``                               | ``text_language`` ``(B, K)``                       |
+| ``"all"``              | int64 ``(N, L)``: every caption, video-major      | ``caption_to_video`` ``(N,)``, ``text_language`` ``(N,)`` |
+
+``caption_to_video`` (int64) is the batch row of each caption's video, as retrieval evaluation needs.
 
 ``text_language`` holds indices into ``languages`` and is there only when ``languages`` is given (it then
 needs dict captions); without ``languages`` the captions of every language are pooled. A video with fewer

@@ -145,6 +145,12 @@ def test_read_caption_texts_other_formats_and_errors(tmp_path):
     (tmp_path / "e.json").write_text('[{"video_id": "v"}]', encoding="utf-8")
     with pytest.raises(UsageError, match=r"e\.json.*item 0 has no 'caption'"):
         read_caption_texts(tmp_path / "e.json")
+    (tmp_path / "f.jsonl").write_text('{"text": "t1"}\n{"text": \n', encoding="utf-8")
+    with pytest.raises(UsageError, match=r"f\.jsonl' is not valid JSON"):
+        read_caption_texts(tmp_path / "f.jsonl")
+    (tmp_path / "g.xml").write_text("<captions/>", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"g\.xml'.*\.txt, \.csv, \.json or \.jsonl"):
+        read_caption_texts(tmp_path / "g.xml")
     with pytest.raises(FileNotFoundError, match=r"missing\.txt"):
         read_caption_texts(tmp_path / "missing.txt")
 

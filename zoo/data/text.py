@@ -35,6 +35,7 @@ import json
 import os
 import re
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -96,7 +97,7 @@ def _import_transformers(what: str):
 # Tokenizers
 
 
-class TextTokenizer:
+class TextTokenizer(ABC):
     """Texts -> padded ids. Subclasses encode (specials added, truncated); this class pads.
 
     Attributes:
@@ -111,13 +112,13 @@ class TextTokenizer:
     pad_id: int
     max_length: int
 
+    @abstractmethod
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Ids of each text, special tokens added, at most ``max_length`` of them."""
-        raise NotImplementedError
 
+    @abstractmethod
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids``, special tokens and padding dropped."""
-        raise NotImplementedError
 
     def __call__(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenize and pad ``texts`` to the longest of them.
@@ -192,7 +193,7 @@ class TokenizersTokenizer(TextTokenizer):
         try:
             tokenizer = tokenizers.Tokenizer.from_file(str(path))
         except Exception as exc:  # the library raises a bare Exception on a malformed file
-            raise UsageError(f"{str(path)!r} is not a tokenizers file: {str(exc).splitlines()[0]}") from None
+            raise UsageError(f"{str(path)!r} is not a tokenizers file: {_first_line(exc)}") from None
         pad_id = tokenizer.padding["pad_id"] if tokenizer.padding else _first_id(tokenizer.token_to_id)
         if pad_id is None:
             raise UsageError(
@@ -231,12 +232,12 @@ class HFTokenizer(TextTokenizer):
         except (OSError, ValueError) as exc:
             if local:
                 raise UsageError(
-                    f"{name!r} is not a transformers tokenizer folder: {str(exc).splitlines()[0]}"
+                    f"{name!r} is not a transformers tokenizer folder: {_first_line(exc)}"
                 ) from None
             reason = (
                 f"it is not in the Hugging Face cache {kwargs['cache_dir']} and offline mode is on"
                 if kwargs["local_files_only"]
-                else f"it cannot be read from the Hub ({str(exc).splitlines()[0]})"
+                else f"it cannot be read from the Hub ({_first_line(exc)})"
             )
             raise TokenizerNotFoundError(f"tokenizer {name!r}: {reason}; {_INSTEAD}") from None
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -254,6 +255,11 @@ class HFTokenizer(TextTokenizer):
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids`` (special tokens dropped)."""
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _first_id(token_to_id) -> int | None:
@@ -433,15 +439,18 @@ def read_caption_texts(path: str | os.PathLike, languages: Sequence[str] | None 
             if "caption" not in (reader.fieldnames or ()):
                 raise UsageError(f"{str(path)!r} has no 'caption' column")
             return [row["caption"] for row in reader if row["caption"]]
-    if suffix == ".jsonl":
-        lines = path.read_text(encoding="utf-8").splitlines()
-        items = [json.loads(line) for line in lines if line.strip()]
-    elif suffix == ".json":
-        items = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(items, dict) and isinstance(items.get("sentences"), list):
-            items = items["sentences"]
-    else:
+    if suffix not in (".json", ".jsonl"):
         raise UsageError(f"{str(path)!r}: caption files are .txt, .csv, .json or .jsonl")
+    content = path.read_text(encoding="utf-8")
+    try:
+        if suffix == ".jsonl":
+            items = [json.loads(line) for line in content.splitlines() if line.strip()]
+        else:
+            items = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{str(path)!r} is not valid JSON: {exc}") from None
+    if isinstance(items, dict) and isinstance(items.get("sentences"), list):
+        items = items["sentences"]
     if not isinstance(items, list):
         raise UsageError(f"{str(path)!r}: expected a list of captions")
     texts = []

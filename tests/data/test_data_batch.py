@@ -50,7 +50,7 @@ def test_missing_key_names_key_owner_and_batch():
             {"text": {"en": {"input_ids": torch.ones(2, 3, dtype=torch.long)}}},
             r"batch\['text.en'\] has no 'attention_mask'",
         ),
-        ({"text": _tokens(2, 3, 4)}, r"batch\['text.input_ids'\] must be \(B, L\)"),
+        ({"text": _tokens(2, 3, 4, 5)}, r"batch\[.text.input_ids.\] must be \(B, L\), got shape \(2, 3, 4, 5\)"),
     ],
 )
 def test_wrong_shapes_and_dtypes_are_named(batch, message):
@@ -68,3 +68,18 @@ def test_every_key_is_documented():
     table = contract_table()
     assert all(f"`{key}`" in table for key in CONTRACT)
     assert len(table.splitlines()) == len(CONTRACT) + 2
+
+
+@pytest.mark.parametrize("captions_per_video", [1, 2, "all"])
+def test_tokenised_captions_fit_the_contract(captions_per_video):
+    from zoo.data.text import build_tokenizer
+    from zoo.data.text_collate import tokenize_captions
+
+    samples = [
+        {"en": ["a dot slides left", "left it goes"], "de": ["ein Punkt"]},
+        {"en": ["up"], "de": ["hoch"]},
+    ]
+    out = tokenize_captions(samples, build_tokenizer("bytes"), captions_per_video, languages=["en", "de"])
+    check_batch(out, required=["text", "text_language"], owner="test")
+    if captions_per_video == "all":
+        assert out["caption_to_video"].tolist() == [0, 0, 0, 1, 1]

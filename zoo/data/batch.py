@@ -8,9 +8,12 @@ without the leading ``B``. Dimension names:
 ``H``/``W`` pixels, ``F`` frequency bins, ``S`` spectrogram frames, ``L`` tokens, ``N`` captions
 of the whole batch, ``A`` answer candidates, ``D`` feature dimension, ``M`` motion-vector channels (2).
 
-Text is tokenised at collate time: ``text`` is a mapping ``{"input_ids", "attention_mask"}`` of
-(B, L) tensors, or (N, L) with ``caption_to_video`` (N,) when a video has several captions; per
-language, ``text`` maps each language code to such a mapping.
+Text is tokenised at collate time (:mod:`zoo.data.text_collate`): ``text`` is a mapping
+``{"input_ids", "attention_mask"}`` of (B, L) tensors — (B, K, L) with K captions per video, or
+(N, L) with ``caption_to_video`` (N,) when every caption of every video is kept (retrieval);
+``text_language`` gives each caption's language (an index into the configured languages) with
+the leading dimensions of ``text``. Per language, ``text`` may instead map each language code to
+such a mapping.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ __all__ = [
     "QA_CANDIDATES",
     "SEGMENTS",
     "TEXT",
+    "TEXT_LANGUAGE",
     "VIDEO",
     "VIDEO_VIEWS",
     "BatchContractError",
@@ -63,6 +67,7 @@ AUDIO_MASK = "audio_mask"
 AUDIO_VIEWS = "audio_views"
 AUDIO_VIEWS_MASK = "audio_views_mask"
 TEXT = "text"
+TEXT_LANGUAGE = "text_language"
 CAPTION_TO_VIDEO = "caption_to_video"
 KEYFRAME = "keyframe"
 MOTION_VECTORS = "motion_vectors"
@@ -99,7 +104,8 @@ CONTRACT: dict[str, KeySpec] = {
         KeySpec(AUDIO_MASK, ("B", "S"), "bool", "spectrogram frames that have sound"),
         KeySpec(AUDIO_VIEWS, ("B", "K", "1", "F", "S"), "float", "a spectrogram per video view"),
         KeySpec(AUDIO_VIEWS_MASK, ("B", "K", "S"), "bool", "sound present, per view"),
-        KeySpec(TEXT, ("B", "L"), "tokens", "input_ids + attention_mask (N, L) with caption_to_video"),
+        KeySpec(TEXT, ("B", "L"), "tokens", "input_ids + attention_mask; (B, K, L) or (N, L) for more"),
+        KeySpec(TEXT_LANGUAGE, ("B",), "int", "language of each caption, leading dims of ``text``"),
         KeySpec(CAPTION_TO_VIDEO, ("N",), "int", "the sample each caption of ``text`` belongs to"),
         KeySpec(KEYFRAME, ("B", "C", "H", "W"), "float", "the I-frame nearest to the clip"),
         KeySpec(MOTION_VECTORS, ("B", "M", "T", "H", "W"), "float", "motion vectors of the clip's window"),
@@ -153,12 +159,20 @@ def _check_tokens(key: str, value: Any, spec: KeySpec, batch: Mapping[str, Any],
             _check_tokens(f"{key}.{language}", tokens, spec, batch, owner)
         return
     dims = spec.dims
-    if key.split(".")[0] == TEXT and CAPTION_TO_VIDEO in batch:
-        dims = ("N", "L")
+    if key.split(".")[0] == TEXT:
+        dims = _text_dims(value, batch)
     for field in ("input_ids", "attention_mask"):
         if field not in value:
             raise BatchContractError(f"{owner}: batch['{key}'] has no '{field}'")
         _check_tensor(f"{key}.{field}", value[field], dims, "int", owner)
+
+
+def _text_dims(tokens: Mapping[str, Any], batch: Mapping[str, Any]) -> tuple[str, ...]:
+    """(N, L) with ``caption_to_video``; else (B, K, L) when the captions carry a K axis, (B, L)."""
+    if CAPTION_TO_VIDEO in batch:
+        return ("N", "L")
+    ids = tokens.get("input_ids")
+    return ("B", "K", "L") if isinstance(ids, torch.Tensor) and ids.ndim == 3 else ("B", "L")
 
 
 def check_batch(batch: Mapping[str, Any], required: Iterable[str] = (), owner: str = "batch") -> None:
@@ -182,7 +196,10 @@ def check_batch(batch: Mapping[str, Any], required: Iterable[str] = (), owner: s
         spec = CONTRACT.get(key)
         if spec is None:
             continue
-        if spec.dtype == "tokens":
+        if key == TEXT_LANGUAGE and isinstance(batch.get(TEXT), Mapping):
+            dims = _text_dims(batch[TEXT], batch)[:-1]
+            _check_tensor(key, value, dims, spec.dtype, owner)
+        elif spec.dtype == "tokens":
             _check_tokens(key, value, spec, batch, owner)
         else:
             _check_tensor(key, value, spec.dims, spec.dtype, owner)

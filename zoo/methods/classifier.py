@@ -48,9 +48,13 @@ class VideoClassifier(LightningModule):
         reset_head: re-initialise the head even when the classes match (a clean transfer).
         label_smoothing: cross-entropy smoothing ε.
         mixup_alpha: Beta(α, α) mixing of pairs of clips and their labels; 0 disables it.
-        optimizer, lr, weight_decay, momentum: the optimiser (``adamw`` or ``sgd`` typically).
+        optimizer: the optimiser, ``adamw`` or ``sgd`` typically.
+        lr: peak learning rate.
+        weight_decay: L2 coefficient.
+        momentum: SGD momentum.
         layer_decay: lr multiplier per layer from the top (1.0: off), e.g. 0.75 for ViT fine-tuning.
-        warmup_epochs, min_lr_ratio: per-step linear warm-up then cosine decay.
+        warmup_epochs: length of the per-step linear warm-up (may be fractional), then cosine decay.
+        min_lr_ratio: final learning rate as a fraction of the peak.
     """
 
     def __init__(

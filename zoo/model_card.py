@@ -11,8 +11,22 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}" if abs(value) >= 1 else f"{value:.4f}"
 
 
-@dataclass(frozen=True)
+_WEIGHT_STATUS_MEANING = {
+    "shipped": "a file inside the package, works offline",
+    "Hub": "downloaded from the Hugging Face Hub",
+    "original URL": "the authors' file, downloaded and converted once",
+    "none": "the catalog lists no source: nothing to download; the notes say where the original comes from",
+}
+
+
+@dataclass(frozen=True, repr=False)
 class Card:
+    """A checkpoint's card; prints (and displays in notebooks) as Markdown.
+
+    Args:
+        entry: the catalog entry the card describes.
+    """
+
     entry: CatalogEntry
 
     @property
@@ -47,9 +61,14 @@ class Card:
         if e.notes:
             lines += [e.notes.strip(), ""]
         lines += [f"- architecture: `{e.arch}` {e.arch_args or ''}".rstrip(), f"- license: {e.license}"]
-        lines += [
-            f"- weights verified by sha256: {'yes' if e.verified else 'no (recorded on first download)'}"
-        ]
+        lines.append(
+            f"- weights: {e.weight_status} ({_WEIGHT_STATUS_MEANING[e.weight_status.split(',')[0]]})"
+        )
+        if e.weight_status.endswith("unverified"):
+            lines.append(
+                "  - no sha256 in the catalog yet: it is recorded on first download and checked after"
+            )
+        lines += [f"  - {source}" for source in self.sources()]
         if e.paper:
             lines.append(
                 f"- paper: [{e.paper.title}]({e.paper.url})" if e.paper.url else f"- paper: {e.paper.title}"
@@ -73,6 +92,9 @@ class Card:
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
+        return self.to_markdown()
+
+    def __repr__(self) -> str:  # consoles and plain-text notebook outputs show the card, not the dataclass
         return self.to_markdown()
 
     def _repr_markdown_(self) -> str:  # notebooks render the card

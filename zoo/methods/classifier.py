@@ -22,7 +22,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from zoo import registry
 from zoo.api import load_pretrained, pretrained_arch_args
-from zoo.catalog import get_entry
+from zoo.catalog import Paper, get_entry
 from zoo.methods.optim import OptimizerName, build_optimizer, param_groups, per_step_schedule
 
 _EMBEDDING_KEYS = ("patch_embed", "cls_token", "pos_embed", "temp_embed", "stem", "conv1", "bn1")
@@ -56,6 +56,12 @@ class VideoClassifier(LightningModule):
         warmup_epochs: length of the per-step linear warm-up (may be fractional), then cosine decay.
         min_lr_ratio: final learning rate as a fraction of the peak.
     """
+
+    paper = Paper(
+        "Keeping Your Eye on the Ball: Trajectory Attention in Video Transformers (NeurIPS 2021)",
+        "https://arxiv.org/abs/2106.05392",
+    )  # the supervised recipe of the Motionformer checkpoints
+    checkpoints = "motionformer-*"  # catalog entries trained with this method
 
     def __init__(
         self,

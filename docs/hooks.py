@@ -6,7 +6,6 @@ when the README's copy is stale).
 
 from __future__ import annotations
 
-import inspect
 import sys
 from collections import Counter
 from pathlib import Path
@@ -44,22 +43,6 @@ def model_table() -> str:
     return "\n".join(rows)
 
 
-def method_classes() -> list[type]:
-    """The training methods: every concrete :class:`SSLMethod` subclass, plus :class:`VideoClassifier`."""
-    from zoo.methods.base import SSLMethod
-    from zoo.methods.classifier import VideoClassifier
-    from zoo.registry import import_submodules
-
-    import_submodules("zoo.methods")
-    found, todo = [], [SSLMethod, VideoClassifier]
-    while todo:
-        cls = todo.pop()
-        todo += cls.__subclasses__()
-        if not inspect.isabstract(cls) and cls.__module__.startswith("zoo.") and cls not in found:
-            found.append(cls)
-    return sorted(found, key=lambda c: c.__name__.lower())
-
-
 def _recipes(cls: type) -> list[str]:
     """The packaged Lightning CLI configs (``configs/<method>/<dataset>.yaml``) that train ``cls``."""
     path = f"{cls.__module__}.{cls.__name__}"
@@ -74,6 +57,7 @@ def _recipes(cls: type) -> list[str]:
 def methods_table() -> str:
     """One row per method in ``zoo.methods``: class, paper, status (its recipes), catalog checkpoints."""
     from zoo.catalog import catalog
+    from zoo.model_card import method_classes
     from zoo.registry import filter_names
 
     entries = catalog()

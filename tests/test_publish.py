@@ -8,6 +8,8 @@ from conftest import TinyNet
 
 from zoo import __version__
 from zoo.catalog import HubSource, parse_entry
+from zoo.cli import main
+from zoo.errors import UsageError
 from zoo.hub import load_folder, sha256_of
 from zoo.publish import ApiCall, publish
 from zoo.serialization import save_state_dict
@@ -138,6 +140,98 @@ def test_model_card(published_entry, tmp_path):
     assert "## License" in body and "CC-BY-NC-4.0" in body
 
 
+def test_model_card_metadata_reads_back_with_huggingface_hub(published_entry, tmp_path):
+    from huggingface_hub import ModelCard
+
+    out = tmp_path / "out"
+    publish("tiny-k400", "zoo-org/tiny-k400", out_dir=out, dry_run=True, progress=False)
+    card = ModelCard.load(out / "README.md")
+    assert card.data.pipeline_tag == "video-classification"  # TinyNet has a 3-way head
+    assert "self-supervised" not in card.data.tags  # no self-supervised method trained it
+    (result,) = card.data.eval_results  # the model-index carries the figure measured here, not the paper's
+    assert (result.metric_type, result.metric_value, result.dataset_name) == ("top1", 79.9, "K400")
+    assert result.task_type == "video-classification" and card.data.model_name == "tiny-k400"
+    assert "model-index" in yaml.safe_load((out / "README.md").read_text().split("---\n")[1])
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_encoder_of_a_self_supervised_method_is_feature_extraction(tiny_arch, make_catalog, tmp_path):
+    from huggingface_hub import ModelCard
+
+    make_catalog({"simclr-tiny": {"arch": tiny_arch, "arch_args": {"num_classes": 0}, "license": "MIT"}})
+    out = tmp_path / "out"
+    publish("simclr-tiny", "o/simclr-tiny", out_dir=out, dry_run=True, model=TinyNet(num_classes=0))
+    card = ModelCard.load(out / "README.md")
+    assert card.data.pipeline_tag == "feature-extraction" and "self-supervised" in card.data.tags
+    assert card.data.eval_results is None  # nothing measured here
+
+
+def test_out_naming_a_file_is_one_line_error(published_entry, tmp_path, capsys):
+    existing = tmp_path / "existing.txt"
+    existing.write_text("keep me")
+    assert main(["publish", "tiny-k400", "--repo-id", "o/r", "--out", str(existing), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(existing) in err and "is a file" in err
+    assert existing.read_text() == "keep me"
+
+
+def test_publish_refuses_to_write_through_a_symlink(published_entry, tmp_path, capsys):
+    outside = tmp_path / "outside.md"
+    outside.write_text("not yours")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "README.md").symlink_to(outside)
+    with pytest.raises(UsageError, match="symbolic link"):
+        publish("tiny-k400", "o/r", out_dir=out, dry_run=True, progress=False)
+    assert main(["publish", "tiny-k400", "--repo-id", "o/r", "--out", str(out), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(out / "README.md") in err
+    assert outside.read_text() == "not yours"
+    (out / "README.md").unlink()
+    (out / "config.json").symlink_to(tmp_path)  # a link to a folder is refused too
+    with pytest.raises(UsageError, match="symbolic link"):
+        publish("tiny-k400", "o/r", out_dir=out, dry_run=True, progress=False)
+
+
+@pytest.fixture
+def failing_hub(monkeypatch):
+    """A loopback server that answers every request with HTTP 500, as the Hub's endpoint."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def _fail(self):
+            self.send_response(500, "Internal Server Error")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_PUT = do_HEAD = _fail
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    yield
+    server.shutdown()
+    server.server_close()
+
+
+def test_hub_server_failure_is_one_line_naming_the_repo(published_entry, tmp_path, failing_hub, capsys):
+    assert main(["publish", "tiny-k400", "--repo-id", "zoo-org/tiny-k400", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "'zoo-org/tiny-k400'" in err and "create_repo failed" in err and "500" in err
+
+
+def test_unreachable_hub_is_one_line_naming_the_repo(published_entry, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")  # nothing listens
+    assert main(["publish", "tiny-k400", "--repo-id", "zoo-org/tiny-k400", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'zoo-org/tiny-k400'" in err and "create_repo failed" in err
+
+
 def test_upload_makes_the_planned_calls(published_entry, tmp_path, monkeypatch):
     RecordingApi.instances.clear()
     monkeypatch.setattr("zoo.publish.HfApi", RecordingApi)
@@ -163,5 +257,5 @@ def test_publish_a_given_model_and_refuse_misfits(published_entry, tmp_path):
     stray = tmp_path / "c"
     stray.mkdir()
     (stray / "notes.txt").write_text("private")
-    with pytest.raises(FileExistsError, match=r"notes\.txt"):
+    with pytest.raises(UsageError, match=r"notes\.txt"):
         publish("tiny-k400", "o/r", out_dir=stray, dry_run=True, progress=False)

@@ -22,8 +22,13 @@ log = logging.getLogger(__name__)
 
 
 def list_models(pattern: str | list[str] | None = None, pretrained: bool = False) -> list[str]:
-    """Architecture names (``pretrained=False``) or catalog checkpoint names, fnmatch-filtered."""
-    names = list(catalog()) if pretrained else registry.model_names()
+    """Architecture names, or with ``pretrained=True`` the catalog checkpoints that have a weight source.
+
+    Args:
+        pattern: fnmatch filter(s), e.g. ``"motionformer*"``; None lists all.
+        pretrained: list catalog checkpoints whose weights can be obtained (``zoo models`` lists all).
+    """
+    names = [n for n, e in catalog().items() if e.weights] if pretrained else registry.model_names()
     return registry.filter_names(names, pattern)
 
 

@@ -128,6 +128,20 @@ class CatalogEntry:
         del out["name"]
         return out
 
+    @property
+    def weight_status(self) -> str:
+        """Where the weights come from, in words.
+
+        ``shipped`` (a file in the package), ``Hub`` or ``original URL``, each followed by
+        ``, unverified`` while a source of that kind has no sha256; ``none`` when the catalog lists no
+        source (nothing can be downloaded).
+        """
+        for kind, label in ((FileSource, "shipped"), (HubSource, "Hub"), (UrlSource, "original URL")):
+            sources = [s for s in self.weights if isinstance(s, kind)]
+            if sources:
+                return label if all(s.sha256 for s in sources) else f"{label}, unverified"
+        return "none"
+
 
 def _source_to_dict(source: WeightSource) -> dict[str, Any]:
     kind = {HubSource: "hub", UrlSource: "url", FileSource: "file"}[type(source)]

@@ -98,7 +98,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from zoo import api
+    from zoo import api, registry
     from zoo.catalog import catalog
 
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -107,15 +107,16 @@ def cmd_models(args: argparse.Namespace) -> int:
         for name in api.list_models(args.pattern):
             table.add_row(name, _human(_count_params(name, {})))
     else:
-        table = Table("name", "arch", "params", "input", "metric", "license")
+        table = Table("name", "arch", "params", "input", "metric", "weights", "license")
         entries = catalog()
-        for name in api.list_models(args.pattern, pretrained=True):
+        for name in registry.filter_names(list(entries), args.pattern):  # with or without weights
             e = entries[name]
             p = e.preprocess
             shape = f"{p.num_frames}×{p.size}²" if p.num_frames else (f"{p.size}²" if p.size else p.modality)
             m = e.metrics.headline()
             metric = f"{m.name} {m.value:g} ({m.dataset})" if m else "—"
-            table.add_row(name, e.arch, _human(_count_params(e.arch, e.arch_args)), shape, metric, e.license)
+            params = _human(_count_params(e.arch, e.arch_args))
+            table.add_row(name, e.arch, params, shape, metric, e.weight_status, e.license)
     if not table.rows:
         console.print(f"no models match '{args.pattern}'")
         return 1

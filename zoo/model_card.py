@@ -5,14 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zoo.catalog import CatalogEntry, FileSource, HubSource, Metric, UrlSource
+from zoo.registry import filter_names
 
 
 def _fmt(value: float) -> str:
     return f"{value:.2f}" if abs(value) >= 1 else f"{value:.4f}"
 
 
-@dataclass(frozen=True)
+_WEIGHT_STATUS_MEANING = {
+    "shipped": "a file inside the package, works offline",
+    "Hub": "downloaded from the Hugging Face Hub",
+    "original URL": "the authors' file, downloaded and converted once",
+    "none": "the catalog lists no source: nothing to download; the notes say where the original comes from",
+}
+
+
+@dataclass(frozen=True, repr=False)
 class Card:
+    """A checkpoint's card; prints (and displays in notebooks) as Markdown.
+
+    Args:
+        entry: the catalog entry the card describes.
+    """
+
     entry: CatalogEntry
 
     @property
@@ -47,9 +62,14 @@ class Card:
         if e.notes:
             lines += [e.notes.strip(), ""]
         lines += [f"- architecture: `{e.arch}` {e.arch_args or ''}".rstrip(), f"- license: {e.license}"]
-        lines += [
-            f"- weights verified by sha256: {'yes' if e.verified else 'no (recorded on first download)'}"
-        ]
+        lines.append(
+            f"- weights: {e.weight_status} ({_WEIGHT_STATUS_MEANING[e.weight_status.split(',')[0]]})"
+        )
+        if e.weight_status.endswith("unverified"):
+            lines.append(
+                "  - no sha256 in the catalog yet: it is recorded on first download and checked after"
+            )
+        lines += [f"  - {source}" for source in self.sources()]
         if e.paper:
             lines.append(
                 f"- paper: [{e.paper.title}]({e.paper.url})" if e.paper.url else f"- paper: {e.paper.title}"
@@ -75,5 +95,55 @@ class Card:
     def __str__(self) -> str:
         return self.to_markdown()
 
+    def __repr__(self) -> str:  # consoles and plain-text notebook outputs show the card, not the dataclass
+        return self.to_markdown()
+
     def _repr_markdown_(self) -> str:  # notebooks render the card
         return self.to_markdown()
+
+
+def method_classes() -> list[type]:
+    """The training methods of ``zoo.methods``: every concrete ``SSLMethod`` subclass and ``VideoClassifier``.
+
+    A method class names its paper (``paper``, a :class:`~zoo.catalog.Paper`) and the catalog entries it
+    trained (``checkpoints``, an fnmatch pattern). Importing the methods imports Lightning.
+    """
+    import inspect
+
+    from zoo.methods.base import SSLMethod
+    from zoo.methods.classifier import VideoClassifier
+    from zoo.registry import import_submodules
+
+    import_submodules("zoo.methods")
+    found, todo = [], [SSLMethod, VideoClassifier]
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if not inspect.isabstract(cls) and cls.__module__.startswith("zoo.") and cls not in found:
+            found.append(cls)
+    return sorted(found, key=lambda c: c.__name__.lower())
+
+
+def trained_with(entry: CatalogEntry) -> type | None:
+    """The method class whose ``checkpoints`` pattern names ``entry``, or None when no method claims it.
+
+    Args:
+        entry: a catalog entry.
+    """
+    for cls in method_classes():
+        pattern = getattr(cls, "checkpoints", None)
+        if pattern and filter_names([entry.name], pattern):
+            return cls
+    return None
+
+
+def is_self_supervised(entry: CatalogEntry) -> bool:
+    """Whether a self-supervised method (an ``SSLMethod``) trained ``entry``'s weights.
+
+    Args:
+        entry: a catalog entry.
+    """
+    from zoo.methods.base import SSLMethod
+
+    method = trained_with(entry)
+    return method is not None and issubclass(method, SSLMethod)

@@ -16,18 +16,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
-from huggingface_hub import HfApi
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub.errors import HfHubHTTPError
 from torch import nn
 
 from zoo import __version__
 from zoo.catalog import CatalogEntry, HubSource, get_entry
+from zoo.errors import UsageError
 from zoo.hub import resolve, sha256_of
 from zoo.hub.folder import CONFIG_FILE, WEIGHTS_FILE
 from zoo.serialization import load_state_dict, save_state_dict
 
 __all__ = ["ApiCall", "PublishPlan", "publish"]
 
+# What a failed Hub call raises: HTTP status errors, the HTTP client's network errors (the bases of
+# HfHubHTTPError), invalid repository ids (ValueError). Anything else is a bug and keeps its traceback.
+HUB_ERRORS = (OSError, ValueError, *HfHubHTTPError.__bases__)
 FILES = ("README.md", CONFIG_FILE, WEIGHTS_FILE)
 # Licence identifiers the Hub's model-card metadata knows; anything else is published as "other".
 _HUB_LICENSES = {
@@ -80,15 +84,19 @@ class PublishPlan:
         return "\n".join(lines)
 
 
-def _check_fits(entry: CatalogEntry, state: dict[str, torch.Tensor]) -> None:
-    """Refuse weights that ``zoo.load`` of the published folder could not load into the architecture."""
+def _check_fits(entry: CatalogEntry, state: dict[str, torch.Tensor]) -> nn.Module:
+    """Refuse weights that ``zoo.load`` of the published folder could not load into the architecture.
+
+    Returns the architecture, built without memory where it allows (to read its classifier keys).
+    """
     from zoo import registry
 
     try:
         with torch.device("meta"):
-            expected = registry.build(entry.arch, **entry.arch_args).state_dict()
+            model = registry.build(entry.arch, **entry.arch_args)
     except (RuntimeError, NotImplementedError):  # an architecture whose init needs real tensors
-        expected = registry.build(entry.arch, **entry.arch_args).state_dict()
+        model = registry.build(entry.arch, **entry.arch_args)
+    expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     mismatched = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
@@ -97,27 +105,79 @@ def _check_fits(entry: CatalogEntry, state: dict[str, torch.Tensor]) -> None:
             f"weights for '{entry.name}' do not fit {entry.arch}({entry.arch_args}): missing {missing[:8]}, "
             f"unexpected {unexpected[:8]}, shape mismatch {mismatched[:8]}"
         )
+    return model
 
 
-def _front_matter(entry: CatalogEntry) -> str:
+def pipeline_tag(entry: CatalogEntry, model: nn.Module) -> str:
+    """The Hub task of a checkpoint: ``<modality>-classification`` or ``feature-extraction``.
+
+    A model with a classifier head (a parameter under its ``classifier_keys``, with outputs) is a
+    classifier; one without is an encoder.
+
+    Args:
+        entry: the catalog entry.
+        model: its architecture (its ``classifier_keys`` name the head's parameters).
+    """
+    head = tuple(getattr(model, "classifier_keys", ()))
+    has_head = any(k.startswith(head) and v.numel() for k, v in model.state_dict().items()) if head else False
+    modality = entry.preprocess.modality
+    return (
+        f"{modality}-classification"
+        if has_head and modality in ("video", "image", "audio")
+        else "feature-extraction"
+    )
+
+
+def card_data(entry: CatalogEntry, task: str) -> ModelCardData:
+    """The card's metadata: licence, tags, datasets, task and a ``model-index`` of the figures measured here.
+
+    Args:
+        entry: the catalog entry.
+        task: its pipeline tag (:func:`pipeline_tag`).
+    """
+    from zoo.model_card import is_self_supervised
+
     license_id = entry.license.lower()
-    meta: dict[str, Any] = {"license": license_id if license_id in _HUB_LICENSES else "other"}
-    if meta["license"] == "other":
-        meta["license_name"] = entry.license
-    meta["library_name"] = "zoo"
-    meta["tags"] = ["zoo", "pytorch", "safetensors", entry.preprocess.modality, "self-supervised", entry.arch]
+    known_license = license_id in _HUB_LICENSES
+    tags = ["zoo", "pytorch", "safetensors", entry.preprocess.modality, entry.arch]
+    if is_self_supervised(entry):
+        tags.insert(4, "self-supervised")
     datasets = [m.dataset for m in (*entry.metrics.paper, *entry.metrics.measured) if m.dataset]
-    if datasets:
-        meta["datasets"] = list(dict.fromkeys(datasets))
-    return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
+    results = [
+        EvalResult(
+            task_type=task,
+            dataset_type=m.dataset,
+            dataset_name=m.dataset,
+            metric_type=m.name,
+            metric_value=m.value,
+        )
+        for m in entry.metrics.measured
+        if m.dataset
+    ]
+    return ModelCardData(
+        model_name=entry.name,
+        license=license_id if known_license else "other",
+        license_name=None if known_license else entry.license,
+        library_name="zoo",
+        pipeline_tag=task,
+        tags=tags,
+        datasets=list(dict.fromkeys(datasets)) or None,
+        eval_results=results or None,
+    )
 
 
-def model_card(entry: CatalogEntry, repo_id: str) -> str:
-    """The README.md of the Hub repository: front matter, description, metrics, preprocessing, usage."""
+def model_card(entry: CatalogEntry, repo_id: str, task: str) -> str:
+    """The README.md of the Hub repository: metadata, description, metrics, preprocessing, usage.
+
+    Args:
+        entry: the catalog entry.
+        repo_id: the Hub repository it is published to.
+        task: its pipeline tag (:func:`pipeline_tag`).
+    """
     from zoo.model_card import Card
 
     card = Card(entry)
-    lines = [_front_matter(entry), f"# {entry.name}", ""]
+    lines = [f"# {entry.name}", ""]
     lines += [entry.notes.strip(), ""] if entry.notes.strip() else []
     lines += [
         f"Weights for the `zoo` architecture `{entry.arch}` ({json.dumps(entry.arch_args)}), as safetensors."
@@ -153,7 +213,8 @@ def model_card(entry: CatalogEntry, repo_id: str) -> str:
     ]
     if entry.paper and entry.paper.bibtex:
         lines += ["", "## Citation", "", "```bibtex", entry.paper.bibtex.strip(), "```"]
-    return "\n".join(lines) + "\n"
+    body = "\n".join(lines) + "\n"
+    return str(ModelCard(f"---\n{card_data(entry, task).to_yaml()}\n---\n\n{body}"))
 
 
 def _config(entry: CatalogEntry, repo_id: str, weights_sha256: str, keep_sources: bool) -> dict[str, Any]:
@@ -178,16 +239,29 @@ def _config(entry: CatalogEntry, repo_id: str, weights_sha256: str, keep_sources
 
 
 def _prepare_folder(out_dir: str | os.PathLike | None, name: str) -> Path:
+    """The folder to write: new, or holding only files a previous publish wrote (no links)."""
     if out_dir is None:
         return Path(tempfile.mkdtemp(prefix=f"zoo-publish-{name}-"))
     folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder}: is a file; --out names the folder to write the Hub repository into")
     folder.mkdir(parents=True, exist_ok=True)
     stray = sorted(p.name for p in folder.iterdir() if p.name not in FILES)
     if stray:  # upload_folder sends everything in the folder
-        raise FileExistsError(
+        raise UsageError(
             f"{folder} holds files publish did not write ({', '.join(stray[:5])}); use an empty folder"
         )
+    for target in (folder / f for f in FILES):
+        _check_inside(target, folder)
     return folder
+
+
+def _check_inside(target: Path, folder: Path) -> None:
+    """Refuse to write ``target`` through a link, or anywhere but inside ``folder``."""
+    if target.is_symlink():
+        raise UsageError(f"{target}: is a symbolic link; publish writes only plain files inside {folder}")
+    if target.resolve().parent != folder.resolve():
+        raise UsageError(f"{target}: resolves to {target.resolve()}, outside {folder}")
 
 
 def publish(
@@ -213,7 +287,7 @@ def publish(
         state = {k: v.detach() for k, v in model.state_dict().items()}
     else:
         state = load_state_dict(resolve(entry, revision=revision, cache_dir=cache_dir, progress=progress))
-    _check_fits(entry, state)
+    task = pipeline_tag(entry, _check_fits(entry, state))
     folder = _prepare_folder(out_dir, entry.name)
 
     weights = save_state_dict(
@@ -221,8 +295,10 @@ def publish(
     )
     weights_sha = sha256_of(weights)
     config = json.dumps(_config(entry, repo_id, weights_sha, keep_sources=model is None), indent=2) + "\n"
+    _check_inside(folder / CONFIG_FILE, folder)
     (folder / CONFIG_FILE).write_text(config)
-    (folder / "README.md").write_text(model_card(entry, repo_id))
+    _check_inside(folder / "README.md", folder)
+    (folder / "README.md").write_text(model_card(entry, repo_id, task))
     files = {f: sha256_of(folder / f) for f in FILES}
 
     calls = [
@@ -240,5 +316,13 @@ def publish(
     plan = PublishPlan(entry.name, repo_id, folder, files, calls, dry_run)
     if not dry_run:
         api = HfApi(token=token)
-        plan.results = [getattr(api, call.method)(**call.kwargs) for call in calls]
+        for call in calls:
+            try:
+                plan.results.append(getattr(api, call.method)(**call.kwargs))
+            except HUB_ERRORS as exc:
+                reason = (str(exc).strip().splitlines() or [""])[0]
+                raise UsageError(
+                    f"Hub repository '{repo_id}': {call.method} failed ({type(exc).__name__}: {reason}); "
+                    f"the files are in {folder}"
+                ) from exc
     return plan

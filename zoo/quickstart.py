@@ -56,8 +56,10 @@ def _fit_and_test(
         for batch in cli.datamodule.test_dataloader():
             preds.append(cli.model.predict_views(batch).argmax(-1))
             labels.append(batch["label"])
-    curve = _val_curve(Path(cli.trainer.logger.log_dir) / "metrics.csv")
+    log_dir = Path(cli.trainer.logger.log_dir)
+    curve = _val_curve(log_dir / "metrics.csv")
     return {
+        "log_dir": log_dir,
         "test": test,
         "curve": curve,
         "pred": torch.cat(preds),
@@ -71,7 +73,8 @@ def _val_curve(metrics_csv: Path) -> list[tuple[int, float]]:
     return [(int(r["epoch"]), float(r["val/top1"])) for r in rows if r.get("val/top1")]
 
 
-def _plot(results: dict[str, dict[str, Any]], path: Path) -> None:
+def _figure(results: dict[str, dict[str, Any]]):
+    """Validation curves (with the chance level) and the fine-tuned model's test confusion matrix."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,6 +85,8 @@ def _plot(results: dict[str, dict[str, Any]], path: Path) -> None:
     for name, res in results.items():
         epochs, top1 = zip(*res["curve"]) if res["curve"] else ((), ())
         ax_curve.plot([e + 1 for e in epochs], [100 * t for t in top1], marker="o", label=name)
+    chance = 100 / len(results["pretrained"]["classes"])
+    ax_curve.axhline(chance, color="grey", linestyle="--", label=f"chance ({chance:.1f}%)")
     ax_curve.set(
         xlabel="epoch", ylabel="validation top-1 (%)", title="SynthMotion fine-tuning", ylim=(0, 100)
     )
@@ -93,7 +98,7 @@ def _plot(results: dict[str, dict[str, Any]], path: Path) -> None:
     n = len(classes)
     cm = torch.zeros(n, n, dtype=torch.long)
     cm.index_put_((best["label"], best["pred"]), torch.ones_like(best["label"]), accumulate=True)
-    ax_cm.imshow(cm, cmap="Blues")
+    ax_cm.imshow(cm.numpy(), cmap="Blues")
     for i in range(n):
         for j in range(n):
             ax_cm.text(
@@ -109,6 +114,13 @@ def _plot(results: dict[str, dict[str, Any]], path: Path) -> None:
     ax_cm.set_yticks(range(n), classes, fontsize=8)
     ax_cm.set(xlabel="predicted", ylabel="true", title="confusion matrix (fine-tuned, test split)")
     fig.tight_layout()
+    return fig
+
+
+def _plot(results: dict[str, dict[str, Any]], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = _figure(results)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -151,5 +163,16 @@ def run(
     console.print(f"test top-1, fine-tuned from {PRETRAINED}: [bold green]{top1['pretrained']:.1f}%[/]")
     console.print(f"test top-1, same model from scratch, same budget: [bold]{top1['scratch']:.1f}%[/]")
     console.print(f"chance: {100 / len(results['scratch']['classes']):.1f}%   time: {minutes:.1f} min")
-    console.print(f"plot (validation curves + confusion matrix): {plot.resolve()}")
+    console.print(
+        f"A from-scratch run at or near chance after {epochs} epochs is expected: this small model needs tens "
+        f"of epochs to pick up the motion; the pretrained one starts from weights that already see it."
+    )
+    paths = [f"plot (validation curves + chance level, confusion matrix): {plot.resolve()}"]
+    for name, res in results.items():
+        log_dir = res["log_dir"].resolve()
+        paths.append(
+            f"{name} run: metrics per epoch {log_dir / 'metrics.csv'}, config {log_dir / 'config.yaml'}"
+        )
+    for line in paths:  # whole lines, so that the paths can be copied
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
     return top1

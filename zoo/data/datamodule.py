@@ -75,22 +75,54 @@ class VideoDataModule(LightningDataModule):
     """Clips from manifests (any format of :mod:`zoo.data.formats`), or SynthMotion when none is given.
 
     Args:
-        train_manifest, val_manifest, test_manifest: a CSV file (``format="generic"``) or a dataset root;
-            None for all three: SynthMotion (generated at ``prepare_data``; ``synth`` holds
-            :class:`~zoo.data.synthmotion.SynthMotionConfig` fields, ``synth_root`` where to write it).
-        format, train_split, val_split, test_split, format_args: passed to :func:`load_records`.
-        num_frames, stride, target_fps: clip geometry (:mod:`zoo.data.samplers`).
-        num_views, view_clips, max_view_distance: training views: ``"same"`` clip augmented ``num_views``
-            times, or ``"distinct"`` clips up to ``max_view_distance`` seconds apart.
-        test_clips, test_crops: the test protocol (``test_crops`` 1 = centre crop, 3 = three crops).
-        size, mean, std, channel_order, train_transform, eval_transform: :func:`build_transform` presets
-            (a name or a ``{"name": ..., ...}`` mapping).
-        audio, text, labels, extras: what the samples carry (:class:`~zoo.data.datasets.VideoDataset`).
-        batch_size, num_workers, persistent_workers, pin_memory, drop_last, seed: loaders.
+        train_manifest: a CSV file (``format="generic"``) or a dataset root for the training split;
+            None for all three manifests: SynthMotion (generated at ``prepare_data``).
+        val_manifest: the same for the validation split.
+        test_manifest: the same for the test split.
+        format: dataset layout passed to :func:`load_records` (``generic`` is a CSV manifest).
+        train_split: split name of the training records, passed to :func:`load_records`.
+        val_split: split name of the validation records.
+        test_split: split name of the test records.
+        format_args: extra keyword arguments of the format's reader.
+        num_frames: frames per clip (:mod:`zoo.data.samplers`).
+        stride: frames between two sampled frames of a clip.
+        target_fps: when set, the stride becomes ``fps / target_fps`` so that clips cover the same time
+            whatever the video's frame rate.
+        num_views: training views per sample.
+        view_clips: ``"same"`` clip augmented ``num_views`` times, or ``"distinct"`` clips.
+        max_view_distance: the most seconds between ``"distinct"`` view clips (None: anywhere).
+        test_clips: temporal clips per test video.
+        test_crops: spatial crops per test clip (1 = centre crop, 3 = three crops).
+        size: crop side in pixels (:func:`build_transform`).
+        mean: per-channel normalisation mean.
+        std: per-channel normalisation standard deviation.
+        channel_order: ``rgb`` or ``bgr``, as the model expects.
+        train_transform: training preset of :func:`build_transform` (a name or a
+            ``{"name": ..., ...}`` mapping).
+        eval_transform: validation and test preset, in the same form.
+        audio: samples carry the clip-aligned log-mel audio (:class:`~zoo.data.datasets.VideoDataset`).
+        audio_seconds: length of the audio window around the clip.
+        n_mels: mel bands of the audio spectrogram.
+        text: samples carry their caption text.
+        labels: samples carry their class label.
+        extras: further record fields to carry into the batch.
+        batch_size: samples per batch.
+        num_workers: DataLoader worker processes.
+        persistent_workers: keep the workers between epochs.
+        pin_memory: pin batches in page-locked memory.
+        drop_last: drop the last incomplete training batch.
+        seed: seed of the sampling and augmentation randomness.
+        decode_backend: video decoder, ``"pyav"``, ``"decord"`` or ``"torchcodec"`` (None:
+            ``$ZOO_VIDEO_BACKEND``, else ``"pyav"``).
+        decode_size: ``(height, width)`` to decode to, or None for the video's own size.
         device_transforms: run the transforms on the batch after it reached the device (GPU) instead of in
             the workers; workers then return uint8 ``(T, H, W, C)`` clips, which must share one size (all
             videos alike, or ``decode_size``).
-        decode_backend, decode_size, on_error, max_error_fraction, error_log: decoding and robustness.
+        on_error: ``skip`` an unreadable video (counted, path in the warning) or ``raise``.
+        max_error_fraction: the run stops once more than this fraction of videos failed.
+        error_log: a file to which every unreadable video appends one JSON line (path, reason, index).
+        synth: :class:`~zoo.data.synthmotion.SynthMotionConfig` fields of the generated SynthMotion set.
+        synth_root: where to write SynthMotion (default: :func:`~zoo.data.synthmotion.default_root`).
     """
 
     def __init__(

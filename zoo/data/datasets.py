@@ -109,7 +109,10 @@ class VideoDataset(Dataset):
         text: return ``text`` (every record must then have a caption).
         labels: return ``label``.
         extras: keys of ``record.extra`` to return.
-        decode_backend, decode_size, decode_threads: passed to :class:`zoo.data.video.VideoReader`.
+        decode_backend: the decoder, passed to :class:`zoo.data.video.VideoReader` (None:
+            ``$ZOO_VIDEO_BACKEND``, else ``"pyav"``).
+        decode_size: ``(height, width)`` to decode to, passed to the reader (None: the video's own size).
+        decode_threads: decoding threads per reader.
         on_error: ``"skip"`` unreadable files (counted, warned) or ``"raise"``.
         max_error_fraction: stop when more than this fraction of the records turned out unreadable.
         error_log: append one JSON line ``{"path", "reason", "index"}`` per unreadable file to this file.

@@ -112,13 +112,18 @@ def _unavailable_message(
     cache_dir: str | os.PathLike | None,
     revision: str | None,
 ) -> str:
+    if not entry.weights:  # no machine can download it: say so, and how to make the file instead
+        return (
+            f"'{entry.name}' has no weight source in the catalog: there is nothing to download, here or "
+            f"elsewhere. Its card (`zoo card {entry.name}`) says where the original comes from; convert it "
+            f'(`zoo convert FORMAT FILE OUT.safetensors`) and load it with zoo.create_model("{entry.arch}", '
+            'pretrained="./OUT.safetensors").'
+        )
     offline = offline_reason()
     hub_dir, zoo_dir = hub_cache_dir(cache_dir), zoo_cache_dir(cache_dir)
     state = f" (offline: {offline})" if offline else ""
     lines = [f"no weights for '{entry.name}' could be found{state}. Tried, in order:"]
     lines += [f"  {i}. {what}: {why}" for i, (what, why) in enumerate(tried, 1)]
-    if not tried:
-        lines.append("  (the catalog lists no weight source for this entry)")
     rev = f" --revision {revision}" if revision else ""
     where = (
         "or pass cache_dir= / --cache-dir pointing at the copy"

@@ -22,7 +22,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from zoo import registry
 from zoo.api import load_pretrained, pretrained_arch_args
-from zoo.catalog import get_entry
+from zoo.catalog import Paper, get_entry
 from zoo.methods.optim import OptimizerName, build_optimizer, param_groups, per_step_schedule
 
 _EMBEDDING_KEYS = ("patch_embed", "cls_token", "pos_embed", "temp_embed", "stem", "conv1", "bn1")
@@ -48,10 +48,20 @@ class VideoClassifier(LightningModule):
         reset_head: re-initialise the head even when the classes match (a clean transfer).
         label_smoothing: cross-entropy smoothing ε.
         mixup_alpha: Beta(α, α) mixing of pairs of clips and their labels; 0 disables it.
-        optimizer, lr, weight_decay, momentum: the optimiser (``adamw`` or ``sgd`` typically).
+        optimizer: the optimiser, ``adamw`` or ``sgd`` typically.
+        lr: peak learning rate.
+        weight_decay: L2 coefficient.
+        momentum: SGD momentum.
         layer_decay: lr multiplier per layer from the top (1.0: off), e.g. 0.75 for ViT fine-tuning.
-        warmup_epochs, min_lr_ratio: per-step linear warm-up then cosine decay.
+        warmup_epochs: length of the per-step linear warm-up (may be fractional), then cosine decay.
+        min_lr_ratio: final learning rate as a fraction of the peak.
     """
+
+    paper = Paper(
+        "Keeping Your Eye on the Ball: Trajectory Attention in Video Transformers (NeurIPS 2021)",
+        "https://arxiv.org/abs/2106.05392",
+    )  # the supervised recipe of the Motionformer checkpoints
+    checkpoints = "motionformer-*"  # catalog entries trained with this method
 
     def __init__(
         self,

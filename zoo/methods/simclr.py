@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from einops import rearrange
 
+from zoo.catalog import Paper
 from zoo.methods.base import SSLMethod
 from zoo.models.heads import ProjectionHead
 from zoo.objectives.infonce import PairReduction, nt_xent_loss
@@ -47,6 +48,12 @@ class SimCLR(SSLMethod):
             (the TF original's value, twice as large; see :mod:`zoo.objectives.infonce`).
         **kwargs: optimisation and probe settings of :class:`~zoo.methods.base.SSLMethod`.
     """
+
+    paper = Paper(
+        "A Simple Framework for Contrastive Learning of Visual Representations (ICML 2020)",
+        "https://arxiv.org/abs/2002.05709",
+    )
+    checkpoints = "simclr*"  # catalog entries trained with this method
 
     def __init__(
         self,

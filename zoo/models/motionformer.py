@@ -157,13 +157,16 @@ class VideoTransformer(nn.Module):
     """Video ViT with trajectory, Orthoformer, joint or divided space-time attention.
 
     Args:
-        img_size, num_frames: the clip the model is built for (the embeddings resize to other sizes).
-        patch_size, tubelet_size: tubelets of ``tubelet_size × patch_size × patch_size`` pixels.
+        img_size: side of the frames the model is built for (the embeddings resize to other sizes).
+        num_frames: frames of the clip the model is built for.
+        patch_size: side of a tubelet in pixels.
+        tubelet_size: frames of a tubelet (tubelets of ``tubelet_size × patch_size × patch_size`` pixels).
         num_classes: an int (0: no head), or a sequence for several heads (EPIC-Kitchens: (97, 300)).
         attn_type: "trajectory", "orthoformer", "joint" or "divided".
         use_original_code: trajectory attention as the released weights were trained (see
             :class:`~zoo.models.layers.trajectory.TrajectoryAttention`).
-        num_landmarks: Orthoformer landmarks. chunk_size: queries per chunk of exact trajectory attention.
+        num_landmarks: Orthoformer landmarks.
+        chunk_size: queries per chunk of exact trajectory attention.
         attention_backend: "sdpa", "xformers" or "math" (default: $ZOO_ATTENTION, else SDPA).
         pos_embed_grid: side of the stored spatial table (default ``img_size // patch_size``). The
             336-px checkpoints store a 14×14 table and resize it on the fly; they use 14.

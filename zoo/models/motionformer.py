@@ -25,6 +25,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from zoo.models.base import Backbone
 from zoo.models.layers.attention import Attention, attention, attention_probs
 from zoo.models.layers.blocks import Block, DropPath, LayerNorm, Mlp, PatchEmbed3D
 from zoo.models.layers.frames import residual_frames
@@ -153,7 +154,7 @@ class DividedSpaceTimeBlock(nn.Module):
         return (x, time_map) if return_attention else x
 
 
-class VideoTransformer(nn.Module):
+class VideoTransformer(Backbone):
     """Video ViT with trajectory, Orthoformer, joint or divided space-time attention.
 
     Args:
@@ -172,6 +173,7 @@ class VideoTransformer(nn.Module):
         head_act: activation of ``pre_logits`` ("tanh", "gelu", "relu"), or None for no ``pre_logits``.
     """
 
+    classifier_name = "head"
     classifier_keys = ("head.",)
 
     def __init__(
@@ -209,7 +211,7 @@ class VideoTransformer(nn.Module):
         self.attn_type = attn_type
         self.num_classes = num_classes if isinstance(num_classes, int) else tuple(num_classes)
         self.embed_dim = self.num_features = embed_dim
-        self.grad_checkpointing = False
+        self.in_chans = in_chans
         self.frame_difference = frame_difference
 
         self.patch_embed = PatchEmbed3D((tubelet_size, patch_size, patch_size), in_chans, embed_dim)
@@ -236,7 +238,7 @@ class VideoTransformer(nn.Module):
                 OrderedDict(fc=nn.Linear(embed_dim, embed_dim), act=HEAD_ACTIVATIONS[head_act]())
             )
         self.head_drop = nn.Dropout(head_drop_rate)
-        self.head = self._make_head(self.num_classes)
+        self.head = self.make_classifier(self.num_classes)
 
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -271,7 +273,7 @@ class VideoTransformer(nn.Module):
             )  # fmt: skip
         return Block(dim, attn, mlp_ratio, drop, drop_path)
 
-    def _make_head(self, num_classes: int | tuple[int, ...]) -> nn.Module:
+    def make_classifier(self, num_classes: int | tuple[int, ...]) -> nn.Module:
         if isinstance(num_classes, int):
             return nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         return nn.ModuleList([nn.Linear(self.embed_dim, n) for n in num_classes])
@@ -290,12 +292,8 @@ class VideoTransformer(nn.Module):
     def no_weight_decay(self) -> set[str]:
         return {"cls_token", "pos_embed", "temp_embed"}
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
     def reset_classifier(self, num_classes: int | Sequence[int]) -> None:
-        self.num_classes = num_classes if isinstance(num_classes, int) else tuple(num_classes)
-        self.head = self._make_head(self.num_classes).to(self.cls_token.device)
+        super().reset_classifier(num_classes if isinstance(num_classes, int) else tuple(num_classes))
 
     def positional_embedding(self, frames: int, height: int, width: int) -> Tensor:
         """(1, 1 + frames·height·width, C): CLS position, then spatial tiled over frames + temporal."""
@@ -336,9 +334,6 @@ class VideoTransformer(nn.Module):
         if isinstance(self.head, nn.ModuleList):
             return tuple(head(x) for head in self.head)
         return self.head(x)
-
-    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
-        return self.forward_head(self.forward_features(x))
 
     def attention_maps(self, x: Tensor) -> list[Tensor]:
         """One map per block for video x: trajectory/orthoformer (B, h, S, F) temporal attention of each

@@ -158,13 +158,17 @@ class VideoTransformer(Backbone):
     """Video ViT with trajectory, Orthoformer, joint or divided space-time attention.
 
     Args:
-        img_size, num_frames: the clip the model is built for (the embeddings resize to other sizes).
-        patch_size, tubelet_size: tubelets of ``tubelet_size × patch_size × patch_size`` pixels.
+        img_size: frame size the model is built for (the embeddings resize to other sizes).
+        num_frames: clip length the model is built for (the temporal table resizes to others).
+        patch_size: spatial side of a tubelet, in pixels.
+        tubelet_size: frames per tubelet (tubelets are ``tubelet_size × patch_size × patch_size``).
+        in_chans: input channels.
         num_classes: an int (0: no head), or a sequence for several heads (EPIC-Kitchens: (97, 300)).
         attn_type: "trajectory", "orthoformer", "joint" or "divided".
         use_original_code: trajectory attention as the released weights were trained (see
             :class:`~zoo.models.layers.trajectory.TrajectoryAttention`).
-        num_landmarks: Orthoformer landmarks. chunk_size: queries per chunk of exact trajectory attention.
+        num_landmarks: Orthoformer landmarks.
+        chunk_size: queries per chunk of exact trajectory attention.
         attention_backend: "sdpa", "xformers" or "math" (default: $ZOO_ATTENTION, else SDPA).
         pos_embed_grid: side of the stored spatial table (default ``img_size // patch_size``). The
             336-px checkpoints store a 14×14 table and resize it on the fly; they use 14.

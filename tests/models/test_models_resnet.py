@@ -6,16 +6,28 @@ import pytest
 import torch
 
 from zoo import registry
-from zoo.models.video_resnet import middle_channels
+from zoo.models.video_resnet import VideoResNet, middle_channels
 
-# parameter counts of the reference implementations with their default heads (torchvision's
-# published figures: resnet18 11.69M, resnet34 21.80M, resnet50 25.56M, r3d_18 33.37M, r2plus1d_18 31.51M)
+# parameter counts of the reference implementations (torchvision's published figures: resnet18 11.69M,
+# resnet34 21.80M, resnet50 25.56M, r3d_18 33.37M, r2plus1d_18 31.51M; the others counted by instantiating
+# the original code on CPU: torchvision's VideoResNet with 3-4-6-3 blocks for R3D-34, with VMZ's
+# Conv2Plus1D for XDC's R(2+1)D-18 and VMZ's R(2+1)D-34, CMD's resnet26_2p1d / resnet10_3d(inplanes=2,
+# first_stride=1) / resnet10_2d without heads, GDT's resnet9 audio net with its 1000-way fc)
 REFERENCE_PARAMS = {
     ("resnet18", 1000): 11_689_512,
     ("resnet34", 1000): 21_797_672,
     ("resnet50", 1000): 25_557_032,
     ("r3d_18", 400): 33_371_472,
     ("r2plus1d_18", 400): 31_505_325,
+    ("r3d_34", 400): 63_681_104,
+    ("r2plus1d_18_vmz", 400): 33_370_839,
+    ("r2plus1d_34", 400): 63_697_175,
+    ("r2plus1d_26", 0): 26_507_471,
+    ("r3d_10", 0): 14_361_792,
+    ("r3d_10_mv", 0): 14_352_384,
+    ("resnet10", 0): 4_905_792,
+    ("resnet9_audio", 1000): 5_412_520,
+    ("resnet18_audio", 0): 11_170_240,
 }
 
 
@@ -105,3 +117,88 @@ def test_frame_difference_input():
         assert torch.allclose(residual(clip), plain(clip[:, :, 1:] - clip[:, :, :-1]), atol=1e-6)
         static = clip[:, :, :1].expand(-1, -1, 5, -1, -1)  # a still scene: all frame differences are zero
         assert torch.allclose(residual(static), plain(torch.zeros(2, 3, 4, 32, 32)), atol=1e-6)
+
+
+def _mid_channels(model: VideoResNet, key: str) -> int:
+    return model.state_dict()[key].shape[0]
+
+
+def test_midplanes_rule_per_block_or_per_convolution():
+    # torchvision reuses the block's M in conv2; VMZ/XDC recompute it from (planes, planes)
+    with torch.device("meta"):
+        tv = registry.build("r2plus1d_18")
+        vmz = registry.build("r2plus1d_18_vmz")
+    for stage, (torchvision_m, vmz_m) in {2: (230, 288), 3: (460, 576), 4: (921, 1152)}.items():
+        key = f"layer{stage}.0.conv2.0.0.weight"
+        assert (_mid_channels(tv, key), _mid_channels(vmz, key)) == (torchvision_m, vmz_m)
+        assert (
+            _mid_channels(tv, key.replace("conv2", "conv1"))
+            == torchvision_m
+            == _mid_channels(vmz, key.replace("conv2", "conv1"))
+        )
+    assert set(tv.state_dict()) == set(vmz.state_dict())  # same key names, other shapes
+
+
+def test_batchnorm_eps_and_momentum_are_configurable():
+    with torch.device("meta"):
+        xdc = registry.build("r2plus1d_18_vmz", bn_momentum=0.9)
+    norms = [m for m in xdc.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    assert norms and all(m.eps == 1e-3 and m.momentum == 0.9 for m in norms)
+    assert all(
+        m.eps == 1e-5
+        for m in registry.build("r2plus1d_tiny").modules()
+        if isinstance(m, torch.nn.BatchNorm3d)
+    )
+
+
+@pytest.mark.parametrize(
+    ("stem", "expected"),
+    [("r2plus1d", [(45, 3, 1, 7, 7), (64, 45, 3, 1, 1)]), ("r2plus1d_matched", [(83, 3, 1, 7, 7), (64, 83, 3, 1, 1)]),
+     ("r3d", [(64, 3, 3, 7, 7)])],
+)  # fmt: skip
+def test_stems(stem, expected):
+    with torch.device("meta"):
+        model = VideoResNet(stem=stem, num_classes=0)
+    convs = [tuple(m.weight.shape) for m in model.stem if isinstance(m, torch.nn.Conv3d)]
+    assert convs == expected
+
+
+def test_cmd_r2plus1d_26_shapes():
+    # CMD's feature pyramid for 16x112x112 clips: layer3 (1024, 4, 7, 7), layer4 (2048, 2, 4, 4)
+    with torch.device("meta"):
+        model = registry.build("r2plus1d_26", num_classes=0)
+        x = torch.empty(2, 3, 16, 112, 112)
+        x = model.layer3(model.layer2(model.layer1(model.stem(x))))
+        assert x.shape == (2, 1024, 4, 7, 7)
+        assert model.layer4(x).shape == (2, 2048, 2, 4, 4)
+    assert model.num_features == 2048
+    assert model.state_dict()["layer1.0.conv2.0.0.weight"].shape[0] == middle_channels(64, 64) == 144
+
+
+def test_bottleneck_zero_init_and_forward():
+    model = VideoResNet(
+        block="bottleneck", layers=(1, 1, 1, 1), widths=(8, 8, 16, 16), zero_init_residual=True
+    )
+    last_norms = [m.conv3[1].weight for m in model.modules() if hasattr(m, "conv3")]
+    assert len(last_norms) == 4 and all(w.eq(0).all() for w in last_norms)
+    assert model.num_features == 64
+    with torch.no_grad():
+        assert model.eval().forward_features(torch.randn(1, 3, 8, 32, 32)).shape == (1, 64, 1, 2, 2)
+
+
+def test_motion_vector_encoder_keeps_resolution_in_the_stem():
+    with torch.device("meta"):
+        model = registry.build("r3d_10_mv", num_classes=0)
+        out = model.forward_features(torch.empty(2, 2, 16, 56, 56))
+    assert model.in_chans == 2 and out.shape == (2, 512, 2, 4, 4)
+
+
+def test_audio_resnet_reads_one_channel_spectrograms():
+    model = registry.build("resnet9_audio").eval()
+    assert model.modality == "audio" and model.state_dict()["conv1.weight"].shape == (64, 1, 7, 7)
+    with torch.no_grad():
+        assert model(torch.randn(2, 1, 40, 99)).shape == (2, 512)  # features out by default
+    assert set(registry.build("resnet9_audio", num_classes=1000).state_dict()) - set(model.state_dict()) == {
+        "fc.weight",
+        "fc.bias",
+    }

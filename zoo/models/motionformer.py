@@ -25,6 +25,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from zoo.models.base import Backbone
 from zoo.models.layers.attention import Attention, attention, attention_probs
 from zoo.models.layers.blocks import Block, DropPath, LayerNorm, Mlp, PatchEmbed3D
 from zoo.models.layers.frames import residual_frames
@@ -153,14 +154,15 @@ class DividedSpaceTimeBlock(nn.Module):
         return (x, time_map) if return_attention else x
 
 
-class VideoTransformer(nn.Module):
+class VideoTransformer(Backbone):
     """Video ViT with trajectory, Orthoformer, joint or divided space-time attention.
 
     Args:
-        img_size: side of the frames the model is built for (the embeddings resize to other sizes).
-        num_frames: frames of the clip the model is built for.
-        patch_size: side of a tubelet in pixels.
-        tubelet_size: frames of a tubelet (tubelets of ``tubelet_size × patch_size × patch_size`` pixels).
+        img_size: frame size the model is built for (the embeddings resize to other sizes).
+        num_frames: clip length the model is built for (the temporal table resizes to others).
+        patch_size: spatial side of a tubelet, in pixels.
+        tubelet_size: frames per tubelet (tubelets are ``tubelet_size × patch_size × patch_size``).
+        in_chans: input channels.
         num_classes: an int (0: no head), or a sequence for several heads (EPIC-Kitchens: (97, 300)).
         attn_type: "trajectory", "orthoformer", "joint" or "divided".
         use_original_code: trajectory attention as the released weights were trained (see
@@ -175,6 +177,7 @@ class VideoTransformer(nn.Module):
         head_act: activation of ``pre_logits`` ("tanh", "gelu", "relu"), or None for no ``pre_logits``.
     """
 
+    classifier_name = "head"
     classifier_keys = ("head.",)
 
     def __init__(
@@ -212,7 +215,7 @@ class VideoTransformer(nn.Module):
         self.attn_type = attn_type
         self.num_classes = num_classes if isinstance(num_classes, int) else tuple(num_classes)
         self.embed_dim = self.num_features = embed_dim
-        self.grad_checkpointing = False
+        self.in_chans = in_chans
         self.frame_difference = frame_difference
 
         self.patch_embed = PatchEmbed3D((tubelet_size, patch_size, patch_size), in_chans, embed_dim)
@@ -239,7 +242,7 @@ class VideoTransformer(nn.Module):
                 OrderedDict(fc=nn.Linear(embed_dim, embed_dim), act=HEAD_ACTIVATIONS[head_act]())
             )
         self.head_drop = nn.Dropout(head_drop_rate)
-        self.head = self._make_head(self.num_classes)
+        self.head = self.make_classifier(self.num_classes)
 
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -274,7 +277,7 @@ class VideoTransformer(nn.Module):
             )  # fmt: skip
         return Block(dim, attn, mlp_ratio, drop, drop_path)
 
-    def _make_head(self, num_classes: int | tuple[int, ...]) -> nn.Module:
+    def make_classifier(self, num_classes: int | tuple[int, ...]) -> nn.Module:
         if isinstance(num_classes, int):
             return nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         return nn.ModuleList([nn.Linear(self.embed_dim, n) for n in num_classes])
@@ -293,12 +296,8 @@ class VideoTransformer(nn.Module):
     def no_weight_decay(self) -> set[str]:
         return {"cls_token", "pos_embed", "temp_embed"}
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
     def reset_classifier(self, num_classes: int | Sequence[int]) -> None:
-        self.num_classes = num_classes if isinstance(num_classes, int) else tuple(num_classes)
-        self.head = self._make_head(self.num_classes).to(self.cls_token.device)
+        super().reset_classifier(num_classes if isinstance(num_classes, int) else tuple(num_classes))
 
     def positional_embedding(self, frames: int, height: int, width: int) -> Tensor:
         """(1, 1 + frames·height·width, C): CLS position, then spatial tiled over frames + temporal."""
@@ -339,9 +338,6 @@ class VideoTransformer(nn.Module):
         if isinstance(self.head, nn.ModuleList):
             return tuple(head(x) for head in self.head)
         return self.head(x)
-
-    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
-        return self.forward_head(self.forward_features(x))
 
     def attention_maps(self, x: Tensor) -> list[Tensor]:
         """One map per block for video x: trajectory/orthoformer (B, h, S, F) temporal attention of each

@@ -1,4 +1,4 @@
-"""ResNet-18/34/50 for images, with SimCLR's width multiplier (1x/2x/4x).
+"""2D ResNets: ResNet-10/18/34/50 for images (SimCLR's width multiplier 1x/2x/4x) and for log-mel audio.
 
 Deep Residual Learning for Image Recognition (He et al., CVPR 2016), https://arxiv.org/abs/1512.03385;
 A Simple Framework for Contrastive Learning of Visual Representations (Chen et al., ICML 2020),
@@ -6,17 +6,21 @@ https://arxiv.org/abs/2002.05709 — its ResNet-50 (Nx) multiplies every channel
 included, by N; the stride of a downsampling bottleneck sits on the 3x3 convolution ("v1.5"), as in
 the SimCLR TF code and torchvision. The state-dict layout is torchvision's (``conv1``, ``bn1``,
 ``layer1.0.conv1``, ..., ``fc``), so converted checkpoints map one-to-one.
+
+Small nets of the multimodal methods: ResNet-10 (BasicBlock 1-1-1-1) encodes CMD's keyframes; the
+audio encoders of GDT, STiCA and SeLaVi ("ResNet-9", the same 1-1-1-1 net) and of XDC (ResNet-18)
+read a one-channel log-mel spectrogram (B, 1, F, T) through a 7x7 stride-2 stem.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint_sequential
 
+from zoo.models.base import Backbone, run_stage
 from zoo.registry import register_model
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet"]
+__all__ = ["AudioResNet", "BasicBlock", "Bottleneck", "ResNet"]
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -78,7 +82,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + shortcut)
 
 
-class ResNet(nn.Module):
+class ResNet(Backbone):
     """ResNet over images (B, C, H, W); ``forward_features`` returns the last map (B, F, H/32, W/32).
 
     Args:
@@ -91,7 +95,7 @@ class ResNet(nn.Module):
         drop_rate: dropout before the classifier.
     """
 
-    classifier_keys = ("fc.",)
+    modality = "image"
 
     def __init__(
         self,
@@ -117,11 +121,11 @@ class ResNet(nn.Module):
             stages.append(self._make_stage(block, in_channels, planes, depth, stride))
             in_channels = planes * block.expansion
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.in_chans = in_chans
         self.num_features = in_channels
         self.drop = nn.Dropout(drop_rate)
-        self.fc: nn.Module = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         self.num_classes = num_classes
-        self.grad_checkpointing = False
+        self.fc: nn.Module = self.make_classifier(num_classes)
         self._init_weights(zero_init_residual)
 
     @staticmethod
@@ -150,33 +154,33 @@ class ResNet(nn.Module):
                 if isinstance(m, BasicBlock | Bottleneck):
                     m.zero_init_last()
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64w, H/4, W/4)
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            if self.grad_checkpointing and x.requires_grad:
-                x = checkpoint_sequential(stage, len(stage), x, use_reentrant=False)
-            else:
-                x = stage(x)
+            x = run_stage(stage, x, self.grad_checkpointing)
         return x  # (B, F, H/32, W/32)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean(dim=(-2, -1))  # global average pool -> (B, F)
-        if pre_logits:
-            return x
-        return self.fc(self.drop(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+class AudioResNet(ResNet):
+    """ResNet over log-mel spectrograms (B, 1, F, T): one input channel, features out by default."""
+
+    modality = "audio"
+
+    def __init__(
+        self,
+        block: type[BasicBlock | Bottleneck],
+        layers: tuple[int, int, int, int],
+        num_classes: int = 0,
+        in_chans: int = 1,
+        **kwargs,
+    ):
+        super().__init__(block, layers, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@register_model
+def resnet10(**kwargs) -> ResNet:
+    """ResNet-10 (BasicBlock, 1-1-1-1), 512 features; CMD's keyframe encoder."""
+    return ResNet(BasicBlock, (1, 1, 1, 1), **kwargs)
 
 
 @register_model
@@ -207,3 +211,19 @@ def resnet50_2x(**kwargs) -> ResNet:
 def resnet50_4x(**kwargs) -> ResNet:
     """SimCLR ResNet-50 (4x): every width quadrupled, 8192 features."""
     return ResNet(Bottleneck, (3, 4, 6, 3), **{"width_multiplier": 4, **kwargs})
+
+
+@register_model
+def resnet9_audio(**kwargs) -> AudioResNet:
+    """ "ResNet-9" audio encoder of GDT, STiCA and SeLaVi: BasicBlock 1-1-1-1 over (B, 1, F, T), 512 features.
+
+    GDT and STiCA checkpoints keep an unused 1000-way ``fc`` (build with ``num_classes=1000`` to load
+    them strictly); SeLaVi's have none.
+    """
+    return AudioResNet(BasicBlock, (1, 1, 1, 1), **kwargs)
+
+
+@register_model
+def resnet18_audio(**kwargs) -> AudioResNet:
+    """ResNet-18 audio encoder (XDC; GDT's ``resnet18`` option) over (B, 1, F, T), 512 features."""
+    return AudioResNet(BasicBlock, (2, 2, 2, 2), **kwargs)

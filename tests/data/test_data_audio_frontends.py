@@ -261,3 +261,23 @@ def test_bad_settings_name_the_field(build, field):
 def test_mask_wider_than_the_spectrogram_is_an_error():
     with pytest.raises(AudioConfigError, match="exceeds"):
         spec_augment(torch.zeros(1, 40, 10), AudioAugment(time_masks=1, time_mask_param=11))
+
+
+def test_settings_read_from_yaml():
+    """The three dataclasses are plain typed fields: the Lightning CLI's parser builds them from YAML."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_argument("--front_end", type=AudioFrontEnd)
+    parser.add_argument("--window", type=AudioWindow)
+    parser.add_argument("--augment", type=AudioAugment)
+    config = parser.parse_string(
+        "front_end: {kind: log_filterbank, sample_rate: 24000, window: 480, hop: 240, n_fft: 1024, n_filters: 257,"
+        " pcm16: true}\n"
+        "window: {seconds: 2.0, align: centre}\n"
+        "augment: {volume_jitter: [0.9, 1.1], time_masks: 1, time_mask_param: 6}\n"
+    )
+    built = parser.instantiate(config)
+    assert built.front_end == audio_preset("stica")[0]
+    assert built.window == AudioWindow(seconds=2.0, align="centre")
+    assert built.augment == AudioAugment(volume_jitter=(0.9, 1.1), time_masks=1, time_mask_param=6)

@@ -1,9 +1,10 @@
-"""Audio: read a time window of a file's audio track (PyAV, resampled) and turn it into a log-mel spectrogram."""
+"""Audio: read a file's audio track (PyAV, resampled), cut windows aligned to clips, make spectrograms per view.
+
+The front-ends and augmentations themselves live in :mod:`zoo.data.audio_transforms`.
+"""
 
 from __future__ import annotations
 
-import functools
-import math
 import os
 from pathlib import Path
 from typing import Literal
@@ -12,17 +13,38 @@ import av
 import numpy as np
 import torch
 
+from zoo.data.audio_transforms import (
+    AudioAugment,
+    AudioFrontEnd,
+    AudioWindow,
+    audio_features,
+    frame_centres,
+    log_mel,
+    mel_filterbank,
+)
 from zoo.data.video import VideoDecodeError
+
+__all__ = [
+    "AudioMissingError",
+    "audio_views",
+    "clip_audio_window",
+    "clip_windows",
+    "log_mel",
+    "mel_filterbank",
+    "read_audio",
+]
 
 _PREROLL = 0.1  # seconds decoded before the window and dropped
 
 
 class AudioMissingError(RuntimeError):
-    """The file has no audio stream; the message names the path."""
+    """The file has no audio stream (or the sample has no file); the message names the path."""
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = str(path)
-        super().__init__(f"no audio stream in {self.path!r}")
+    def __init__(self, path: str | os.PathLike | None):
+        self.path = None if path is None else str(path)
+        super().__init__(
+            "no media file, so no audio" if path is None else f"no audio stream in {self.path!r}"
+        )
 
 
 def _decode_span(
@@ -89,6 +111,23 @@ def read_audio(
     return torch.from_numpy(np.ascontiguousarray(waveform[:, first:last]))
 
 
+def _cut(
+    audio: np.ndarray, t0: float, start: float, num_samples: int, sample_rate: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``num_samples`` samples of ``audio`` ``(1, N)`` (sample 0 at ``t0`` s) from ``start`` s, zeros outside it.
+
+    Returns ``(waveform (1, num_samples), present (num_samples,) bool)``.
+    """
+    waveform = torch.zeros(1, num_samples)
+    present = torch.zeros(num_samples, dtype=torch.bool)
+    offset = round((t0 - start) * sample_rate)  # where audio sample 0 lands in the window
+    src_first, dst_first = max(-offset, 0), max(offset, 0)
+    count = max(min(audio.shape[1] - src_first, num_samples - dst_first), 0)
+    waveform[:, dst_first : dst_first + count] = torch.from_numpy(audio[:, src_first : src_first + count])
+    present[dst_first : dst_first + count] = True
+    return waveform, present
+
+
 def clip_audio_window(
     path: str | os.PathLike,
     clip_start: float,
@@ -106,70 +145,107 @@ def clip_audio_window(
     if on_missing not in ("zeros", "raise"):
         raise ValueError(f"on_missing must be 'zeros' or 'raise'; got {on_missing!r}")
     num_samples = round((clip_end - clip_start) * sample_rate)
-    waveform = torch.zeros(1, num_samples)
-    present = torch.zeros(num_samples, dtype=torch.bool)
     try:
         audio, t0 = _decode_span(Path(path), sample_rate, max(clip_start, 0.0), clip_end, mono=True)
     except AudioMissingError:
         if on_missing == "raise":
             raise
-        return waveform, present
-    offset = round((t0 - clip_start) * sample_rate)  # where audio sample 0 lands in the window
-    src_first, dst_first = max(-offset, 0), max(offset, 0)
-    count = max(min(audio.shape[1] - src_first, num_samples - dst_first), 0)
-    waveform[:, dst_first : dst_first + count] = torch.from_numpy(audio[:, src_first : src_first + count])
-    present[dst_first : dst_first + count] = True
-    return waveform, present
+        return torch.zeros(1, num_samples), torch.zeros(num_samples, dtype=torch.bool)
+    return _cut(audio, t0, clip_start, num_samples, sample_rate)
 
 
-def _hz_to_mel(freq: torch.Tensor | float) -> torch.Tensor | float:
-    """HTK mel scale."""
-    if isinstance(freq, torch.Tensor):
-        return 2595.0 * torch.log10(1.0 + freq / 700.0)
-    return 2595.0 * math.log10(1.0 + freq / 700.0)
-
-
-def _mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
-    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
-
-
-@functools.lru_cache(maxsize=16)
-def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float, f_max: float) -> torch.Tensor:
-    """Triangular filters on the HTK mel scale, unnormalised (peak 1), as ``(n_freqs, n_mels)``."""
-    freqs = torch.linspace(0.0, sample_rate / 2, n_freqs, dtype=torch.float64)
-    edges = _mel_to_hz(torch.linspace(_hz_to_mel(f_min), _hz_to_mel(f_max), n_mels + 2, dtype=torch.float64))
-    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]  # (n_mels,) each
-    rising = (freqs[:, None] - lower) / (centre - lower)  # (n_freqs, n_mels)
-    falling = (upper - freqs[:, None]) / (upper - centre)
-    return torch.minimum(rising, falling).clamp_min(0.0).float()
-
-
-def log_mel(
-    waveform: torch.Tensor,
-    sample_rate: int,
-    n_fft: int = 400,
-    hop: int = 160,
-    n_mels: int = 80,
-    f_min: float = 0.0,
-    f_max: float | None = None,
-    floor: float = 1e-6,
+def clip_windows(
+    clips: torch.Tensor | np.ndarray,
+    fps: float,
+    window: AudioWindow,
+    track_seconds: float | None = None,
+    offsets: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Log-mel power spectrogram ``(1, n_mels, frames)`` of a ``(channels, samples)`` or ``(samples,)`` waveform.
+    """Each view's audio window ``(K, 2)`` float64 as ``(start, end)`` seconds, ``end - start = window.seconds``.
 
-    Channels are averaged. Periodic Hann window of ``n_fft`` samples, hop ``hop``, frames centred (zero padding
-    of ``n_fft // 2`` at both ends, so ``frames = 1 + samples // hop``); power ``|STFT|^2`` through HTK mel
-    filters (:func:`mel_filterbank`); ``log(max(mel, floor))``. Defaults: 25 ms windows, 10 ms hop at 16 kHz.
+    ``align="start"`` starts the window at the clip's first frame (``first / fps``, as GDT's ``fr_sec``);
+    ``"centre"`` centres it on the clip's span ``[first / fps, (last + 1) / fps)``. ``offsets`` (seconds, per
+    view) then move it. With ``fit="shift"`` and a known ``track_seconds``, a window that ends past the track
+    is moved back to end with it (it may then start before 0 when the track is shorter than the window).
+
+    Args:
+        clips: frame indices ``(K, T)`` of the K views.
+        fps: frame rate the indices count in.
+        window: length, alignment and fit.
+        track_seconds: where the audio track ends (None: unknown, nothing is shifted).
+        offsets: ``(K,)`` seconds added to each window (temporal jitter), or None.
     """
-    signal = waveform.float()
-    if signal.ndim == 2:
-        signal = signal.mean(dim=0)
-    elif signal.ndim != 1:
-        raise ValueError(f"waveform must be (channels, samples) or (samples,); got {tuple(waveform.shape)}")
-    window = torch.hann_window(n_fft, device=signal.device)
-    spectrum = torch.stft(
-        signal, n_fft, hop_length=hop, window=window, center=True, pad_mode="constant", return_complex=True
-    )  # (n_fft // 2 + 1, frames)
-    power = spectrum.real**2 + spectrum.imag**2
-    filters = mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate, f_min, f_max or sample_rate / 2)
-    mel = filters.to(signal.device).T @ power  # (n_mels, frames)
-    return torch.log(mel.clamp_min(floor))[None]
+    frames = torch.as_tensor(np.asarray(clips), dtype=torch.float64)
+    if frames.ndim != 2 or frames.shape[1] == 0:
+        raise ValueError(f"clips must be (views, frames) frame indices; got shape {tuple(frames.shape)}")
+    first, last = frames.min(dim=1).values, frames.max(dim=1).values  # (K,) each
+    if window.align == "start":
+        start = first / fps
+    else:
+        start = (first + last + 1) / (2 * fps) - window.seconds / 2
+    if offsets is not None:
+        start = start + offsets.to(torch.float64)
+    if window.fit == "shift" and track_seconds is not None:
+        start = torch.where(start + window.seconds > track_seconds, track_seconds - window.seconds, start)
+    return torch.stack([start, start + window.seconds], dim=-1)
+
+
+def audio_views(
+    path: str | os.PathLike | None,
+    clips: torch.Tensor | np.ndarray,
+    fps: float,
+    front_end: AudioFrontEnd,
+    window: AudioWindow | None = None,
+    augment: AudioAugment | None = None,
+    generator: torch.Generator | None = None,
+    on_missing: Literal["zeros", "raise"] = "zeros",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A spectrogram per video view, each aligned to its clip, from one read of the file's audio.
+
+    Returns ``(audio (K, 1, F, S) float32, mask (K, S) bool)``: ``mask`` is False on frames whose centre falls
+    outside the sound track (before 0, past its end, or a file without audio). The file is decoded once, over
+    the span that covers every window; each window goes through :func:`~zoo.data.audio_transforms.audio_features`
+    with ``augment``, views in order, every draw (window jitter first, then each view's gain and masks) from
+    ``generator``. A file without an audio stream, or ``path=None`` (a sample without a media file), gives the
+    features of silence and an all-False mask (``on_missing="zeros"``) or raises :class:`AudioMissingError`.
+
+    Args:
+        path: the video file (None: no file).
+        clips: frame indices ``(K, T)`` of the K views.
+        fps: frame rate the indices count in.
+        front_end: the features (and the sample rate the audio is resampled to).
+        window: where each view's audio lies (None: :class:`~zoo.data.audio_transforms.AudioWindow` defaults).
+        augment: training randomness (None: none).
+        generator: the source of every random draw.
+        on_missing: ``"zeros"`` or ``"raise"`` for a file without audio.
+    """
+    if on_missing not in ("zeros", "raise"):
+        raise ValueError(f"on_missing must be 'zeros' or 'raise'; got {on_missing!r}")
+    window = window or AudioWindow()
+    rate = front_end.sample_rate
+    num_samples = round(window.seconds * rate)
+    offsets = None
+    if augment is not None and augment.time_jitter > 0:
+        jitter = augment.time_jitter
+        offsets = (torch.rand(len(clips), generator=generator, dtype=torch.float64) * 2 - 1) * jitter
+    windows = clip_windows(clips, fps, window, offsets=offsets)  # (K, 2)
+    try:
+        if path is None:
+            raise AudioMissingError(None)
+        first, last = max(float(windows[:, 0].min()), 0.0), float(windows[:, 1].max())
+        audio, t0 = _decode_span(Path(path), rate, first, last, mono=True)
+        if window.fit == "shift":  # windows past the end of the track move back
+            windows = clip_windows(clips, fps, window, t0 + audio.shape[1] / rate, offsets)
+            moved_first = max(float(windows[:, 0].min()), 0.0)
+            if moved_first < first:  # a window now starts before the span decoded
+                audio, t0 = _decode_span(Path(path), rate, moved_first, last, mono=True)
+    except AudioMissingError:
+        if on_missing == "raise":
+            raise
+        audio, t0 = np.zeros((1, 0), dtype=np.float32), 0.0
+    features, masks = [], []
+    for start, _ in windows.tolist():
+        waveform, present = _cut(audio, t0, start, num_samples, rate)
+        features.append(audio_features(waveform, front_end, augment, generator))  # (1, F, S)
+        masks.append(present[frame_centres(front_end, num_samples)])  # (S,)
+    return torch.stack(features), torch.stack(masks)

@@ -32,10 +32,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from einops import rearrange
 from torch.utils.data import Dataset, Sampler
 
 from zoo.data.datasets import VideoDataset, collate_samples
-from zoo.data.formats import ManifestError, VideoRecord, parse_generic, read_classes
+from zoo.data.formats import ManifestError, VideoRecord, read_classes
 from zoo.data.transforms import build_transform
 from zoo.errors import UsageError
 
@@ -539,7 +540,9 @@ def collate_multiple_choice(
     pairs = [f"{q}{separator}{a}" for q, options in zip(questions, answers) for a in options]
     tokens = tokenize(pairs)  # (B·A, L)
     batch["text"] = tokenize(questions)
-    batch["answers"] = {k: v.reshape(len(samples), counts.pop(), -1) for k, v in tokens.items()}  # (B, A, L)
+    batch["answers"] = {
+        key: rearrange(value, "(b a) l -> b a l", b=len(samples)) for key, value in tokens.items()
+    }  # (B, A, L)
     return batch
 
 
@@ -556,16 +559,23 @@ def synthmotion_tracklet_records(root: str | os.PathLike, split: str = "train") 
     """
     if split not in ("train", "query", "gallery"):
         raise UsageError(f"SynthMotion re-ID splits are train, query and gallery; got {split!r}")
-    manifest = Path(root) / f"reid_{split}.csv"
-    records, _ = parse_generic(manifest)
-    for n, record in enumerate(records, 2):
-        for column, key in (("identity", "pid"), ("camera", "camera")):
-            value = record.extra.get(column, "")
-            if not value.isdigit():
+    root = Path(root)
+    manifest = root / f"reid_{split}.csv"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"SynthMotion re-ID manifest {str(manifest)!r} not found")
+    with open(manifest, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    records = []
+    for n, row in enumerate(rows, 2):
+        fields = {}
+        for column in ("identity", "camera"):
+            if not (row.get(column) or "").isdigit():
                 raise ManifestError(
-                    manifest, f"line {n}", f"field {column!r} must be an integer, got {value!r}"
+                    manifest, f"line {n}", f"field {column!r} must be an integer, got {row.get(column)!r}"
                 )
-            record.extra[key] = int(value)
+            fields[column] = int(row[column])
+        extra = {"pid": fields["identity"], "camera": fields["camera"], "tracklet_id": Path(row["path"]).stem}
+        records.append(VideoRecord((root / row["path"]).resolve(), fields["identity"], extra=extra))
     return records
 
 

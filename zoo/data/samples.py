@@ -248,7 +248,8 @@ class DocumentDataset(EpochSeeded, Dataset):
                     ShortDocumentWarning,
                     stacklevel=2,
                 )
-                documents = [d for d in documents if d[1] not in set(short)]
+                left_out = set(short)
+                documents = [d for d in documents if d[1] not in left_out]
         if not documents:
             raise UsageError(
                 f"no documents in {source if isinstance(source, (str, os.PathLike)) else 'the list'}"

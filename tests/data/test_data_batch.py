@@ -50,7 +50,10 @@ def test_missing_key_names_key_owner_and_batch():
             {"text": {"en": {"input_ids": torch.ones(2, 3, dtype=torch.long)}}},
             r"batch\['text.en'\] has no 'attention_mask'",
         ),
-        ({"text": _tokens(2, 3, 4, 5)}, r"batch\[.text.input_ids.\] must be \(B, L\), got shape \(2, 3, 4, 5\)"),
+        (
+            {"text": _tokens(2, 3, 4, 5)},
+            r"batch\[.text.input_ids.\] must be \(B, L\), got shape \(2, 3, 4, 5\)",
+        ),
     ],
 )
 def test_wrong_shapes_and_dtypes_are_named(batch, message):

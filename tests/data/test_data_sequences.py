@@ -15,9 +15,9 @@ from zoo.data.sequences import (
     FeatureSequenceDataset,
     SequenceLengthError,
     collate_sequences,
-    extract_sequence_features,
     synthmotion_long_videos,
 )
+from zoo.eval.features import extract_sequence_features
 
 ACTIONS = ("SIL", "take_cup", "pour_milk", "stir")
 

@@ -57,7 +57,7 @@ def _recipes(cls: type) -> list[str]:
 def methods_table() -> str:
     """One row per method in ``zoo.methods``: class, paper, status (its recipes), catalog checkpoints."""
     from zoo.catalog import catalog
-    from zoo.model_card import method_classes
+    from zoo.methods import method_classes
     from zoo.registry import filter_names
 
     entries = catalog()

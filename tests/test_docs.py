@@ -273,7 +273,7 @@ def test_readme_methods_table_is_up_to_date():
 
 
 def test_methods_table_lists_every_method_with_its_paper_and_checkpoints():
-    from zoo.model_card import method_classes
+    from zoo.methods import method_classes
 
     rows = _hooks().methods_table().splitlines()[2:]
     classes = method_classes()
@@ -285,7 +285,7 @@ def test_methods_table_lists_every_method_with_its_paper_and_checkpoints():
 
 
 def test_readme_claims_only_what_exists():
-    from zoo.model_card import method_classes
+    from zoo.methods import method_classes
 
     readme = (ROOT / "README.md").read_text()
     for absent in ("GDT", "STiCA", "SeLaVi", "XDC", "CMD", "TOT", "DSM", "optimal-transport"):

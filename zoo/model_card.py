@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zoo.catalog import CatalogEntry, FileSource, HubSource, Metric, UrlSource
-from zoo.registry import filter_names
 
 
 def _fmt(value: float) -> str:
@@ -100,50 +99,3 @@ class Card:
 
     def _repr_markdown_(self) -> str:  # notebooks render the card
         return self.to_markdown()
-
-
-def method_classes() -> list[type]:
-    """The training methods of ``zoo.methods``: every concrete ``SSLMethod`` subclass and ``VideoClassifier``.
-
-    A method class names its paper (``paper``, a :class:`~zoo.catalog.Paper`) and the catalog entries it
-    trained (``checkpoints``, an fnmatch pattern). Importing the methods imports Lightning.
-    """
-    import inspect
-
-    from zoo.methods.base import SSLMethod
-    from zoo.methods.classifier import VideoClassifier
-    from zoo.registry import import_submodules
-
-    import_submodules("zoo.methods")
-    found, todo = [], [SSLMethod, VideoClassifier]
-    while todo:
-        cls = todo.pop()
-        todo += cls.__subclasses__()
-        if not inspect.isabstract(cls) and cls.__module__.startswith("zoo.") and cls not in found:
-            found.append(cls)
-    return sorted(found, key=lambda c: c.__name__.lower())
-
-
-def trained_with(entry: CatalogEntry) -> type | None:
-    """The method class whose ``checkpoints`` pattern names ``entry``, or None when no method claims it.
-
-    Args:
-        entry: a catalog entry.
-    """
-    for cls in method_classes():
-        pattern = getattr(cls, "checkpoints", None)
-        if pattern and filter_names([entry.name], pattern):
-            return cls
-    return None
-
-
-def is_self_supervised(entry: CatalogEntry) -> bool:
-    """Whether a self-supervised method (an ``SSLMethod``) trained ``entry``'s weights.
-
-    Args:
-        entry: a catalog entry.
-    """
-    from zoo.methods.base import SSLMethod
-
-    method = trained_with(entry)
-    return method is not None and issubclass(method, SSLMethod)

@@ -135,7 +135,7 @@ def card_data(entry: CatalogEntry, task: str) -> ModelCardData:
         entry: the catalog entry.
         task: its pipeline tag (:func:`pipeline_tag`).
     """
-    from zoo.model_card import is_self_supervised
+    from zoo.methods import is_self_supervised
 
     license_id = entry.license.lower()
     known_license = license_id in _HUB_LICENSES

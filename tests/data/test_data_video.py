@@ -5,6 +5,8 @@ decode order), open GOPs (leading frames), AVI with a keyframe in every packet (
 MPEG-4 Part 2 in AVI, MPEG-TS; decord is checked to hand such files to PyAV.
 """
 
+import sys
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from zoo.data import video
 from zoo.data.encode import decode_index, index_pattern_frames, write_video
 from zoo.data.video import (
     BACKENDS,
@@ -27,7 +30,7 @@ NUM_FRAMES = 90
 
 def _backend_or_skip(backend: str) -> str:
     if backend not in available_backends():
-        reason = "needs a CUDA build of torch" if backend == "torchcodec" else f"{backend} is not installed"
+        reason = video._torchcodec_problem() if backend == "torchcodec" else f"{backend} is not installed"
         pytest.skip(f"video backend {backend!r} unavailable here: {reason}")
     return backend
 
@@ -48,14 +51,22 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def _encode(path: Path, codec: str, options: dict[str, str], gop: int = 12, max_b_frames: int = 2) -> Path:
+def _encode(
+    path: Path,
+    codec: str,
+    options: dict[str, str],
+    gop: int = 12,
+    max_b_frames: int = 2,
+    container_format: str | None = None,
+    num_frames: int = NUM_FRAMES,
+) -> Path:
     """Index-pattern video through any PyAV encoder (write_video only makes closed-GOP H.264)."""
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=30)
         stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
         stream.codec_context.gop_size, stream.codec_context.max_b_frames = gop, max_b_frames
         stream.options = options
-        for i, image in enumerate(index_pattern_frames(NUM_FRAMES, 64, 64)):
+        for i, image in enumerate(index_pattern_frames(num_frames, 64, 64)):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = i
             container.mux(stream.encode(frame))
@@ -121,13 +132,102 @@ def test_odd_streams_are_exact_and_never_read_by_decord(odd_videos, backend, vid
     rng = np.random.default_rng(1)
     with VideoReader(odd_videos[video], backend=backend) as reader:
         assert reader.metadata.num_frames == NUM_FRAMES
-        if backend == "decord":
-            assert reader.backend == "pyav"  # decord returns other frames than those asked on all of these
+        if backend != "pyav":  # decord and torchcodec return other frames than those asked on all of these
+            assert reader.backend == "pyav"
         for name, indices in _patterns(rng).items():
             assert [decode_index(f) for f in reader.get_frames(indices)] == indices, name
     with VideoReader(odd_videos[video], backend=backend) as reader:
         wanted = [*range(8, 28), 60, 59, 36, 35, 24, 23, 89, 0]  # across keyframes, back and forth
         assert [decode_index(reader.get_frames([i])[0]) for i in wanted] == wanted
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("muxer,max_b_frames", [("vob", 3), ("mpeg", 2)])
+def test_mpeg_program_stream_is_read_frame_exactly(tmp_path, backend, muxer, max_b_frames):
+    """MPEG-2 with B-frames in MPEG-PS (.mpg): the demuxer makes up the timestamps of frames sharing a PES
+    packet and repeats some (three frames were lost from the count, reads skipped frames); frames are
+    counted and read by decoding instead."""
+    _backend_or_skip(backend)
+    path = _encode(
+        tmp_path / "program_stream.mpg", "mpeg2video", {"qscale": "2"}, 12, max_b_frames, muxer, num_frames=48
+    )
+    with av.open(str(path)) as container:
+        assert container.format.name == "mpeg"
+    with VideoReader(path, backend=backend) as reader:
+        assert reader.backend == "pyav" and len(reader) == 48
+        assert [decode_index(f) for f in reader.get_frames(range(48))] == list(range(48))
+        assert decode_index(reader.get_frames([7])[0]) == 7
+        wanted = [30, 7, 8, 47, 0, 24, 23]  # random access, back and forth
+        assert [decode_index(reader.get_frames([i])[0]) for i in wanted] == wanted
+        assert [decode_index(f) for f in reader.get_frames([40, 2, 13, 13])] == [40, 2, 13, 13]
+
+
+def _variable_rate_mkv(path: Path, times_ms: list[int]) -> Path:
+    """Index-pattern H.264 (B-frames) in Matroska, frame i shown at ``times_ms[i]``; the nominal rate is 25."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
+        stream.options = {"x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=2"}
+        for t, image in zip(times_ms, index_pattern_frames(len(times_ms), 64, 64)):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+# 20 frames at 25 fps (0.8 s), then 20 frames 0.24 s apart: 5.4 s, 40 frames
+VFR_TIMES_MS = [40 * i for i in range(20)] + [800 + 240 * i for i in range(20)]
+
+
+def test_variable_frame_rate_duration_and_frame_times_come_from_timestamps(tmp_path):
+    """A 5.4 s video was reported as 1.6 s (40 frames at the nominal 25 fps)."""
+    path = _variable_rate_mkv(tmp_path / "vfr.mkv", VFR_TIMES_MS)
+    index = probe(path)
+    meta = index.metadata
+    assert meta.num_frames == 40
+    assert meta.duration == pytest.approx(5.4)  # last frame at 5.36 s, shown for 40 ms
+    assert meta.fps == pytest.approx(40 / 5.4)
+    np.testing.assert_allclose(index.frame_times(), np.asarray(VFR_TIMES_MS) / 1000)
+    with VideoReader(path) as reader:
+        assert [decode_index(f) for f in reader.get_frames([0, 19, 20, 39])] == [0, 19, 20, 39]
+
+
+def test_constant_frame_rate_keeps_the_nominal_rate(videos):
+    index = probe(videos["mkv"])
+    assert index.metadata.fps == 30.0 and index.metadata.duration == pytest.approx(3.0)
+    np.testing.assert_allclose(index.frame_times(), np.arange(NUM_FRAMES) / 30.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_rotated_video_comes_back_upright(tmp_path, backend, degrees):
+    """A display matrix (phones' portrait videos) turns the stored frames; they came back unrotated."""
+    _backend_or_skip(backend)
+    upright = index_pattern_frames(12, 64, 96)  # (T, 64, 96, 3): landscape, each frame its index
+    stored = np.ascontiguousarray(np.rot90(upright, -degrees // 90, axes=(1, 2)))  # what the camera wrote
+    path = tmp_path / f"rotated_{degrees}.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.height, stream.width, stream.pix_fmt = *stored.shape[1:3], "yuv420p"
+        stream.set_display_rotation(degrees)  # counter-clockwise, as VideoFrame.rotation reads it back
+        for i, image in enumerate(stored):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    meta = probe(path).metadata
+    assert meta.rotation == degrees % 360 and meta.display_size == (64, 96)
+    assert (meta.height, meta.width) == stored.shape[1:3]
+    with VideoReader(path, backend=backend) as reader:
+        assert reader.backend == "pyav"  # decord and torchcodec would leave the frames as stored
+        frames = reader.get_frames([0, 5, 11])
+        assert frames.shape == (3, 64, 96, 3)
+        assert [decode_index(f) for f in frames] == [0, 5, 11]
+    with VideoReader(path, backend=backend, size=(32, 48)) as reader:
+        frames = reader.get_frames([3, 7])
+        assert frames.shape == (2, 32, 48, 3) and [decode_index(f) for f in frames] == [3, 7]
 
 
 def test_avi_repro_of_the_one_frame_shift(tmp_path):
@@ -304,11 +404,38 @@ def test_backend_choice(videos, monkeypatch):
                 assert reader.backend == "pyav"
 
 
-@pytest.mark.skipif(torch.version.cuda is not None, reason="CUDA torch present: torchcodec may be usable")
-def test_torchcodec_refuses_cpu_torch_with_reason(videos):
+@pytest.fixture
+def no_torchcodec_cache():
+    """The torchcodec probe is cached per process: clear it around a test that changes what it finds."""
+    video._torchcodec_problem.cache_clear()
+    yield
+    video._torchcodec_problem.cache_clear()
+
+
+@pytest.mark.parametrize("missing", ["package", "native_libraries"])
+def test_torchcodec_is_probed_by_import_and_says_what_it_needs(
+    videos, monkeypatch, no_torchcodec_cache, missing
+):
+    """Not gated on a CUDA torch: torchcodec decodes on CPU torch where it imports with FFmpeg's libraries."""
+    if missing == "package":
+        monkeypatch.setattr(video.importlib.util, "find_spec", lambda name: None)
+    else:  # installed, but its native part does not load (no FFmpeg shared libraries): the import fails
+        monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)
+        monkeypatch.setattr(video.importlib.util, "find_spec", lambda name: object())
     assert "torchcodec" not in available_backends()
-    with pytest.raises(RuntimeError, match="CUDA build of torch"):
+    with pytest.raises(RuntimeError, match=r"pip install torchcodec.*FFmpeg"):
         VideoReader(videos["long_gop"], backend="torchcodec")
+
+
+def test_torchcodec_probe_finds_a_working_install(videos):
+    """Where torchcodec imports and decodes, it is offered whatever torch build this is (CPU here)."""
+    problem = video._torchcodec_problem()
+    if problem is not None:
+        pytest.skip(f"torchcodec cannot run here: {problem}")
+    assert "torchcodec" in available_backends()
+    with VideoReader(videos["mkv"], backend="torchcodec") as reader:
+        assert reader.backend == "torchcodec"
+        assert [decode_index(f) for f in reader.get_frames([5, 61])] == [5, 61]
 
 
 def test_out_of_range_indices(videos):

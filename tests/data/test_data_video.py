@@ -6,7 +6,6 @@ MPEG-4 Part 2 in AVI, MPEG-TS; decord is checked to hand such files to PyAV.
 """
 
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -51,40 +50,17 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def _encode(
-    path: Path,
-    codec: str,
-    options: dict[str, str],
-    gop: int = 12,
-    max_b_frames: int = 2,
-    container_format: str | None = None,
-    num_frames: int = NUM_FRAMES,
-) -> Path:
-    """Index-pattern video through any PyAV encoder (write_video only makes closed-GOP H.264)."""
-    with av.open(str(path), "w", format=container_format) as container:
-        stream = container.add_stream(codec, rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        stream.codec_context.gop_size, stream.codec_context.max_b_frames = gop, max_b_frames
-        stream.options = options
-        for i, image in enumerate(index_pattern_frames(num_frames, 64, 64)):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return path
-
-
 @pytest.fixture(scope="module")
-def odd_videos(tmp_path_factory) -> dict[str, Path]:
+def odd_videos(tmp_path_factory, encode_index_video) -> dict[str, Path]:
     """Streams whose timestamps or GOPs break naive indexing; decord reads none of them right."""
     root = tmp_path_factory.mktemp("odd_videos")
     frames = index_pattern_frames(NUM_FRAMES, 64, 64)
     open_gop = {"x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=2:open-gop=1"}
     return {
-        "avi_open_gop": _encode(root / "open_gop.avi", "libx264", open_gop),
+        "avi_open_gop": encode_index_video(root / "open_gop.avi", "libx264", open_gop),
         "avi_all_keyframes": write_video(root / "all_keyframes.avi", frames, 30.0, gop=1, bframes=0),
-        "avi_mpeg4": _encode(root / "mpeg4_part2.avi", "mpeg4", {"qscale": "2"}),
-        "mp4_open_gop": _encode(root / "open_gop.mp4", "libx264", open_gop),
+        "avi_mpeg4": encode_index_video(root / "mpeg4_part2.avi", "mpeg4", {"qscale": "2"}),
+        "mp4_open_gop": encode_index_video(root / "open_gop.mp4", "libx264", open_gop),
         "mpegts": write_video(root / "transport.ts", frames, 30.0, gop=12, bframes=2),
     }
 
@@ -143,12 +119,14 @@ def test_odd_streams_are_exact_and_never_read_by_decord(odd_videos, backend, vid
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("muxer,max_b_frames", [("vob", 3), ("mpeg", 2)])
-def test_mpeg_program_stream_is_read_frame_exactly(tmp_path, backend, muxer, max_b_frames):
+def test_mpeg_program_stream_is_read_frame_exactly(
+    tmp_path, encode_index_video, backend, muxer, max_b_frames
+):
     """MPEG-2 with B-frames in MPEG-PS (.mpg): the demuxer makes up the timestamps of frames sharing a PES
     packet and repeats some (three frames were lost from the count, reads skipped frames); frames are
     counted and read by decoding instead."""
     _backend_or_skip(backend)
-    path = _encode(
+    path = encode_index_video(
         tmp_path / "program_stream.mpg", "mpeg2video", {"qscale": "2"}, 12, max_b_frames, muxer, num_frames=48
     )
     with av.open(str(path)) as container:
@@ -162,34 +140,15 @@ def test_mpeg_program_stream_is_read_frame_exactly(tmp_path, backend, muxer, max
         assert [decode_index(f) for f in reader.get_frames([40, 2, 13, 13])] == [40, 2, 13, 13]
 
 
-def _variable_rate_mkv(path: Path, times_ms: list[int]) -> Path:
-    """Index-pattern H.264 (B-frames) in Matroska, frame i shown at ``times_ms[i]``; the nominal rate is 25."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
-        stream.options = {"x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=2"}
-        for t, image in zip(times_ms, index_pattern_frames(len(times_ms), 64, 64)):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = t, Fraction(1, 1000)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return path
-
-
-# 20 frames at 25 fps (0.8 s), then 20 frames 0.24 s apart: 5.4 s, 40 frames
-VFR_TIMES_MS = [40 * i for i in range(20)] + [800 + 240 * i for i in range(20)]
-
-
-def test_variable_frame_rate_duration_and_frame_times_come_from_timestamps(tmp_path):
+def test_variable_frame_rate_duration_and_frame_times_come_from_timestamps(odd_media):
     """A 5.4 s video was reported as 1.6 s (40 frames at the nominal 25 fps)."""
-    path = _variable_rate_mkv(tmp_path / "vfr.mkv", VFR_TIMES_MS)
+    path, times_ms = odd_media["vfr_mkv"], odd_media["vfr_times_ms"]
     index = probe(path)
     meta = index.metadata
     assert meta.num_frames == 40
     assert meta.duration == pytest.approx(5.4)  # last frame at 5.36 s, shown for 40 ms
     assert meta.fps == pytest.approx(40 / 5.4)
-    np.testing.assert_allclose(index.frame_times(), np.asarray(VFR_TIMES_MS) / 1000)
+    np.testing.assert_allclose(index.frame_times(), np.asarray(times_ms) / 1000)
     with VideoReader(path) as reader:
         assert [decode_index(f) for f in reader.get_frames([0, 19, 20, 39])] == [0, 19, 20, 39]
 

@@ -616,6 +616,10 @@ class VideoReader:
     def __len__(self) -> int:
         return self.metadata.num_frames
 
+    def frame_times(self) -> np.ndarray:
+        """``(N,)`` seconds at which each frame is shown, from the first frame (see :meth:`StreamIndex.frame_times`)."""
+        return probe(self.path).frame_times()
+
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
         """Frames at ``indices`` (any order, repeats allowed) as uint8 ``(T, H, W, C)`` RGB."""
         indices = _check_indices(indices, self.metadata.num_frames, self.path)

@@ -71,6 +71,15 @@ def test_check_runs_the_training_loading_path(manifest, monkeypatch):
     assert "refused by the training path" in check_record(record)
 
 
+def test_info_refuses_a_huge_label_in_one_line(tmp_path):
+    """``zoo data info`` was killed by memory: class names were built up to label 10**20."""
+    from zoo.data.formats import ManifestError
+
+    (tmp_path / "m.csv").write_text("path,label\nx.mp4,99999999999999999999\n")
+    with pytest.raises(ManifestError, match=r"m\.csv, line 2: label 99999999999999999999 would make"):
+        _run("info", str(tmp_path / "m.csv"))
+
+
 def test_info_summarises(manifest, capsys):
     assert _run("info", str(manifest / "mixed.csv"), "--probe", "1") == 0
     out = capsys.readouterr().out

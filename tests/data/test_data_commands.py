@@ -48,6 +48,38 @@ def test_check_lists_every_bad_file_with_its_reason(manifest, capsys):
     assert "ok0.mp4" not in out.split("unreadable")[1]
 
 
+def test_check_reads_what_training_reads(odd_media, tmp_path, capsys):
+    """MPEG-PS with B-frames passed the check but not training; a VFR clip's window was refused by both."""
+    rows = ["path,label,start,end", f"{odd_media['mpeg_ps']},0,,", f"{odd_media['vfr_mkv']},1,3.0,"]
+    (tmp_path / "odd.csv").write_text("\n".join(rows) + "\n")
+    assert _run("check", str(tmp_path / "odd.csv"), "--workers", "1") == 0
+    assert "all 2 videos decode" in capsys.readouterr().out
+
+
+def test_check_runs_the_training_loading_path(manifest, monkeypatch):
+    """The check loads a record through VideoDataset, as training does: what fails there fails here."""
+    from zoo.data import datasets
+    from zoo.data.commands import check_record
+    from zoo.data.formats import VideoRecord
+
+    def refuse(self, index, np_rng, torch_gen):
+        raise datasets.VideoDecodeError(self.records[index].path, "refused by the training path")
+
+    record = VideoRecord(manifest / "ok0.mp4", 0)
+    assert check_record(record) is None
+    monkeypatch.setattr(datasets.VideoDataset, "_load", refuse)
+    assert "refused by the training path" in check_record(record)
+
+
+def test_info_refuses_a_huge_label_in_one_line(tmp_path):
+    """``zoo data info`` was killed by memory: class names were built up to label 10**20."""
+    from zoo.data.formats import ManifestError
+
+    (tmp_path / "m.csv").write_text("path,label\nx.mp4,99999999999999999999\n")
+    with pytest.raises(ManifestError, match=r"m\.csv, line 2: label 99999999999999999999 would make"):
+        _run("info", str(tmp_path / "m.csv"))
+
+
 def test_info_summarises(manifest, capsys):
     assert _run("info", str(manifest / "mixed.csv"), "--probe", "1") == 0
     out = capsys.readouterr().out

@@ -5,10 +5,12 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
+import yaml
 from torch import nn
 from torch.utils.data import DistributedSampler
 
 from zoo.data.datamodule import EpochSampler, VideoDataModule
+from zoo.errors import UsageError
 
 SYNTH = dict(
     size=32,
@@ -198,6 +200,45 @@ def test_lightning_cli_builds_it_by_class_name(synth_root, tmp_path, monkeypatch
     assert cli.model.num_classes == 3  # linked from the manifest's classes.txt
     batch = next(iter(cli.datamodule.train_dataloader()))
     assert batch["video"].shape == (8, 3, 4, 16, 16)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("batch_size", 0, r"batch_size must be an integer >= 1, got 0"),
+        ("batch_size", -1, r"batch_size must be an integer >= 1, got -1"),
+        ("num_workers", -2, r"num_workers must be an integer >= 0, got -2"),
+        ("num_views", 0, r"num_views must be an integer >= 1, got 0"),
+        ("test_clips", 0, r"test_clips must be an integer >= 1, got 0"),
+        ("num_frames", 0, r"num_frames must be >= 1, got 0"),
+        ("stride", 0, r"stride must be > 0, got 0"),
+        ("size", 0, r"size must be >= 1 pixel, got 0"),
+        ("target_fps", -5.0, r"target_fps must be > 0, got -5.0"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_at_construction(field, value, message):
+    """They were tracebacks from inside the loaders or workers; now one line naming the field, up front."""
+    with pytest.raises(UsageError, match=message):
+        VideoDataModule(**{field: value})
+
+
+@pytest.mark.parametrize(("field", "value"), [("batch_size", 0), ("num_frames", 0), ("num_workers", -1)])
+def test_zoo_fit_with_a_bad_data_argument_is_one_line(tmp_path, tiny_synth_data, capsys, field, value):
+    from zoo.cli import main
+
+    config = {
+        "trainer": {"accelerator": "cpu", "max_epochs": 1, "logger": False, "enable_checkpointing": False},
+        "model": {
+            "class_path": "VideoClassifier",
+            "init_args": {"backbone": "joint_tiny", "backbone_args": {"img_size": 32, "num_frames": 4}},
+        },
+        "data": {"class_path": "VideoDataModule", "init_args": {**tiny_synth_data, "size": 32, field: value}},
+    }
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["fit", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and field in err[0] and "Traceback" not in err[0]
 
 
 def test_generic_manifest_and_errors(synth_root):

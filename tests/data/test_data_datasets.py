@@ -95,6 +95,29 @@ def test_time_window_restricts_the_clip(media):
         assert indices.min() >= 10 and indices.max() < 20
 
 
+def test_time_window_of_a_variable_frame_rate_video_uses_frame_times(odd_media):
+    """``start=3.0`` in a 5.4 s VFR video was refused as past the end (40 frames at 25 fps: 1.6 s)."""
+    times = np.asarray(odd_media["vfr_times_ms"]) / 1000
+    on_screen_at_3s = int(np.searchsorted(times, 3.0, side="right")) - 1  # frame 29, shown from 2.96 s
+    record = VideoRecord(odd_media["vfr_mkv"], 0, start=3.0, end=4.5)
+    dataset = VideoDataset([record], UniformClipSampler(num_frames=4), on_error="raise")
+    sample = dataset[0]
+    indices = sample["frame_indices"][0].tolist()
+    assert min(indices) >= on_screen_at_3s and times[max(indices)] < 4.5
+    assert _decoded_indices(sample["video"]) == indices
+    past_the_end = VideoRecord(odd_media["vfr_mkv"], 0, start=5.5)
+    with pytest.raises(VideoDecodeError, match=r"outside the video \(5\.40 s\)"):
+        VideoDataset([past_the_end], UniformClipSampler(num_frames=4), on_error="raise")[0]
+
+
+def test_mpeg_program_stream_clips_are_frame_exact(odd_media):
+    dataset = VideoDataset([VideoRecord(odd_media["mpeg_ps"], 0)], RandomClipSampler(num_frames=8, stride=2))
+    for epoch in range(4):
+        dataset.set_epoch(epoch)
+        sample = dataset[0]
+        assert _decoded_indices(sample["video"]) == sample["frame_indices"][0].tolist()
+
+
 def test_determinism_per_seed_epoch_index(media):
     records = _records(media, ["good0", "good1", "good2"])
     make = lambda seed: VideoDataset(  # noqa: E731

@@ -82,6 +82,51 @@ def test_label_out_of_classes_and_missing_policy(tmp_path):
         load_records("generic", path, missing="raise")
 
 
+@pytest.mark.parametrize("label", ["99999999999999999999", "10000000"])
+def test_huge_label_without_classes_file_is_refused(tmp_path, label):
+    """Class names were built up to the largest label: 10**20 ran out of memory, 10**7 made 10,000,001."""
+    path = _write(tmp_path / "m.csv", f"path,label\na.mp4,0\nb.mp4,1\nx.mp4,{label}\nc.mp4,1\n")
+    with pytest.raises(ManifestError, match=rf"line 4: label {label} would make .* 3 distinct labels"):
+        load_records("generic", path)
+
+
+def test_sparse_labels_within_the_bound_and_classes_file_decide(tmp_path):
+    path = _write(tmp_path / "m.csv", "path,label\na.mp4,3\nb.mp4,699\n")
+    assert len(load_records("generic", path).classes) == 700  # a few classes of Kinetics-700: fine
+    path = _write(tmp_path / "m.csv", "path,label\na.mp4,3\nb.mp4,4999\n")
+    with pytest.raises(ManifestError, match=r"line 3: label 4999 would make 5000 classes"):
+        load_records("generic", path)
+    assert len(load_records("generic", path, max_classes=5000).classes) == 5000  # raised on purpose
+    with pytest.raises(ManifestError, match=r"line 3: label 4999 would make 5000 classes .*at most 50\)"):
+        load_records("generic", path, max_classes=50)
+    path = _write(tmp_path / "m.csv", "path,label\na.mp4,3\nb.mp4,699\n")
+    _write(tmp_path / "classes.txt", "".join(f"c{i}\n" for i in range(5)))
+    with pytest.raises(ManifestError, match=r"line 3: label 699 out of range \[0, 5\)"):
+        load_records("generic", path)
+
+
+@pytest.mark.parametrize(
+    ("payload", "line"),
+    [
+        (b"path,label\na.mp4,0\n\x89PNG\r\n\x1a\n\xff\xfe\x00\x00garbage", 3),  # not UTF-8
+        (b"path,label\na.mp4,0\nb.mp4,1\nc.mp4\x00,1\n", 4),  # UTF-8 but NUL bytes
+    ],
+)
+def test_binary_csv_is_one_error_naming_file_and_line(tmp_path, payload, line):
+    path = tmp_path / "binary.csv"
+    path.write_bytes(payload)
+    with pytest.raises(ManifestError, match=rf"binary\.csv, line {line}: not a text file") as info:
+        load_records("generic", path)
+    assert str(path.resolve()) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_binary_classes_file_is_one_error(tmp_path):
+    (tmp_path / "classes.txt").write_bytes(b"walk\n\xff\xd8\xff\xe0")
+    path = _write(tmp_path / "m.csv", "path,label\na.mp4,0\n")
+    with pytest.raises(ManifestError, match=r"classes\.txt, line 2: not a text file \(byte 0xff"):
+        load_records("generic", path)
+
+
 def test_unknown_format_and_registry():
     with pytest.raises(KeyError, match="unknown dataset format"):
         load_records("nope", ".")

@@ -11,6 +11,7 @@ from zoo.data.samplers import (
     UniformClipSampler,
     build_sampler,
 )
+from zoo.errors import UsageError
 
 
 @pytest.mark.parametrize("video_len", [61, 100, 1000])
@@ -132,7 +133,9 @@ def test_build_sampler_and_bad_arguments():
     assert isinstance(build_sampler("random", num_frames=4), RandomClipSampler)
     with pytest.raises(KeyError, match="unknown clip sampler"):
         build_sampler("nope")
-    with pytest.raises(ValueError, match="stride"):
+    with pytest.raises(UsageError, match="stride must be > 0, got 0"):
         RandomClipSampler(num_frames=4, stride=0)
-    with pytest.raises(ValueError, match="short_video"):
+    with pytest.raises(UsageError, match="num_frames must be >= 1, got 0"):
+        UniformClipSampler(num_frames=0)
+    with pytest.raises(UsageError, match="short_video"):
         RandomClipSampler(num_frames=4, short_video="pad")

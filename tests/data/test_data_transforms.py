@@ -23,6 +23,7 @@ from zoo.data.transforms import (
     build_transform,
     select_params,
 )
+from zoo.errors import UsageError
 
 RANDOM_TRANSFORMS = {
     "rrc": lambda: RandomResizedCrop(16, scale=(0.1, 1.0)),
@@ -173,6 +174,14 @@ def test_short_side_center_three_crop_geometry():
     assert portrait.shape[-2:] == (40, 20)
     with pytest.raises(ValueError, match="does not fit"):
         CenterCrop(50)(scaled)
+
+
+@pytest.mark.parametrize("preset", ["train", "eval", "three_crop", "simclr"])
+def test_size_zero_is_a_usage_error_at_construction(preset):
+    with pytest.raises(UsageError, match=r"size must be >= 1 pixel, got 0"):
+        build_transform(preset, size=0)
+    with pytest.raises(UsageError, match=r"size must be >= 1 pixel, got \(16, -2\)"):
+        CenterCrop((16, -2))
 
 
 def test_normalize_and_channel_order():

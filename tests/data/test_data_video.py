@@ -5,6 +5,7 @@ decode order), open GOPs (leading frames), AVI with a keyframe in every packet (
 MPEG-4 Part 2 in AVI, MPEG-TS; decord is checked to hand such files to PyAV.
 """
 
+import sys
 from pathlib import Path
 
 import av
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from zoo.data import video
 from zoo.data.encode import decode_index, index_pattern_frames, write_video
 from zoo.data.video import (
     BACKENDS,
@@ -27,7 +29,7 @@ NUM_FRAMES = 90
 
 def _backend_or_skip(backend: str) -> str:
     if backend not in available_backends():
-        reason = "needs a CUDA build of torch" if backend == "torchcodec" else f"{backend} is not installed"
+        reason = video._torchcodec_problem() if backend == "torchcodec" else f"{backend} is not installed"
         pytest.skip(f"video backend {backend!r} unavailable here: {reason}")
     return backend
 
@@ -48,32 +50,17 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def _encode(path: Path, codec: str, options: dict[str, str], gop: int = 12, max_b_frames: int = 2) -> Path:
-    """Index-pattern video through any PyAV encoder (write_video only makes closed-GOP H.264)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        stream.codec_context.gop_size, stream.codec_context.max_b_frames = gop, max_b_frames
-        stream.options = options
-        for i, image in enumerate(index_pattern_frames(NUM_FRAMES, 64, 64)):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return path
-
-
 @pytest.fixture(scope="module")
-def odd_videos(tmp_path_factory) -> dict[str, Path]:
+def odd_videos(tmp_path_factory, encode_index_video) -> dict[str, Path]:
     """Streams whose timestamps or GOPs break naive indexing; decord reads none of them right."""
     root = tmp_path_factory.mktemp("odd_videos")
     frames = index_pattern_frames(NUM_FRAMES, 64, 64)
     open_gop = {"x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=2:open-gop=1"}
     return {
-        "avi_open_gop": _encode(root / "open_gop.avi", "libx264", open_gop),
+        "avi_open_gop": encode_index_video(root / "open_gop.avi", "libx264", open_gop),
         "avi_all_keyframes": write_video(root / "all_keyframes.avi", frames, 30.0, gop=1, bframes=0),
-        "avi_mpeg4": _encode(root / "mpeg4_part2.avi", "mpeg4", {"qscale": "2"}),
-        "mp4_open_gop": _encode(root / "open_gop.mp4", "libx264", open_gop),
+        "avi_mpeg4": encode_index_video(root / "mpeg4_part2.avi", "mpeg4", {"qscale": "2"}),
+        "mp4_open_gop": encode_index_video(root / "open_gop.mp4", "libx264", open_gop),
         "mpegts": write_video(root / "transport.ts", frames, 30.0, gop=12, bframes=2),
     }
 
@@ -121,13 +108,85 @@ def test_odd_streams_are_exact_and_never_read_by_decord(odd_videos, backend, vid
     rng = np.random.default_rng(1)
     with VideoReader(odd_videos[video], backend=backend) as reader:
         assert reader.metadata.num_frames == NUM_FRAMES
-        if backend == "decord":
-            assert reader.backend == "pyav"  # decord returns other frames than those asked on all of these
+        if backend != "pyav":  # decord and torchcodec return other frames than those asked on all of these
+            assert reader.backend == "pyav"
         for name, indices in _patterns(rng).items():
             assert [decode_index(f) for f in reader.get_frames(indices)] == indices, name
     with VideoReader(odd_videos[video], backend=backend) as reader:
         wanted = [*range(8, 28), 60, 59, 36, 35, 24, 23, 89, 0]  # across keyframes, back and forth
         assert [decode_index(reader.get_frames([i])[0]) for i in wanted] == wanted
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("muxer,max_b_frames", [("vob", 3), ("mpeg", 2)])
+def test_mpeg_program_stream_is_read_frame_exactly(
+    tmp_path, encode_index_video, backend, muxer, max_b_frames
+):
+    """MPEG-2 with B-frames in MPEG-PS (.mpg): the demuxer makes up the timestamps of frames sharing a PES
+    packet and repeats some (three frames were lost from the count, reads skipped frames); frames are
+    counted and read by decoding instead."""
+    _backend_or_skip(backend)
+    path = encode_index_video(
+        tmp_path / "program_stream.mpg", "mpeg2video", {"qscale": "2"}, 12, max_b_frames, muxer, num_frames=48
+    )
+    with av.open(str(path)) as container:
+        assert container.format.name == "mpeg"
+    with VideoReader(path, backend=backend) as reader:
+        assert reader.backend == "pyav" and len(reader) == 48
+        assert [decode_index(f) for f in reader.get_frames(range(48))] == list(range(48))
+        assert decode_index(reader.get_frames([7])[0]) == 7
+        wanted = [30, 7, 8, 47, 0, 24, 23]  # random access, back and forth
+        assert [decode_index(reader.get_frames([i])[0]) for i in wanted] == wanted
+        assert [decode_index(f) for f in reader.get_frames([40, 2, 13, 13])] == [40, 2, 13, 13]
+
+
+def test_variable_frame_rate_duration_and_frame_times_come_from_timestamps(odd_media):
+    """A 5.4 s video was reported as 1.6 s (40 frames at the nominal 25 fps)."""
+    path, times_ms = odd_media["vfr_mkv"], odd_media["vfr_times_ms"]
+    index = probe(path)
+    meta = index.metadata
+    assert meta.num_frames == 40
+    assert meta.duration == pytest.approx(5.4)  # last frame at 5.36 s, shown for 40 ms
+    assert meta.fps == pytest.approx(40 / 5.4)
+    np.testing.assert_allclose(index.frame_times(), np.asarray(times_ms) / 1000)
+    with VideoReader(path) as reader:
+        assert [decode_index(f) for f in reader.get_frames([0, 19, 20, 39])] == [0, 19, 20, 39]
+
+
+def test_constant_frame_rate_keeps_the_nominal_rate(videos):
+    index = probe(videos["mkv"])
+    assert index.metadata.fps == 30.0 and index.metadata.duration == pytest.approx(3.0)
+    np.testing.assert_allclose(index.frame_times(), np.arange(NUM_FRAMES) / 30.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_rotated_video_comes_back_upright(tmp_path, backend, degrees):
+    """A display matrix (phones' portrait videos) turns the stored frames; they came back unrotated."""
+    _backend_or_skip(backend)
+    upright = index_pattern_frames(12, 64, 96)  # (T, 64, 96, 3): landscape, each frame its index
+    stored = np.ascontiguousarray(np.rot90(upright, -degrees // 90, axes=(1, 2)))  # what the camera wrote
+    path = tmp_path / f"rotated_{degrees}.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.height, stream.width, stream.pix_fmt = *stored.shape[1:3], "yuv420p"
+        stream.set_display_rotation(degrees)  # counter-clockwise, as VideoFrame.rotation reads it back
+        for i, image in enumerate(stored):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    meta = probe(path).metadata
+    assert meta.rotation == degrees % 360 and meta.display_size == (64, 96)
+    assert (meta.height, meta.width) == stored.shape[1:3]
+    with VideoReader(path, backend=backend) as reader:
+        assert reader.backend == "pyav"  # decord and torchcodec would leave the frames as stored
+        frames = reader.get_frames([0, 5, 11])
+        assert frames.shape == (3, 64, 96, 3)
+        assert [decode_index(f) for f in frames] == [0, 5, 11]
+    with VideoReader(path, backend=backend, size=(32, 48)) as reader:
+        frames = reader.get_frames([3, 7])
+        assert frames.shape == (2, 32, 48, 3) and [decode_index(f) for f in frames] == [3, 7]
 
 
 def test_avi_repro_of_the_one_frame_shift(tmp_path):
@@ -304,11 +363,38 @@ def test_backend_choice(videos, monkeypatch):
                 assert reader.backend == "pyav"
 
 
-@pytest.mark.skipif(torch.version.cuda is not None, reason="CUDA torch present: torchcodec may be usable")
-def test_torchcodec_refuses_cpu_torch_with_reason(videos):
+@pytest.fixture
+def no_torchcodec_cache():
+    """The torchcodec probe is cached per process: clear it around a test that changes what it finds."""
+    video._torchcodec_problem.cache_clear()
+    yield
+    video._torchcodec_problem.cache_clear()
+
+
+@pytest.mark.parametrize("missing", ["package", "native_libraries"])
+def test_torchcodec_is_probed_by_import_and_says_what_it_needs(
+    videos, monkeypatch, no_torchcodec_cache, missing
+):
+    """Not gated on a CUDA torch: torchcodec decodes on CPU torch where it imports with FFmpeg's libraries."""
+    if missing == "package":
+        monkeypatch.setattr(video.importlib.util, "find_spec", lambda name: None)
+    else:  # installed, but its native part does not load (no FFmpeg shared libraries): the import fails
+        monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)
+        monkeypatch.setattr(video.importlib.util, "find_spec", lambda name: object())
     assert "torchcodec" not in available_backends()
-    with pytest.raises(RuntimeError, match="CUDA build of torch"):
+    with pytest.raises(RuntimeError, match=r"pip install torchcodec.*FFmpeg"):
         VideoReader(videos["long_gop"], backend="torchcodec")
+
+
+def test_torchcodec_probe_finds_a_working_install(videos):
+    """Where torchcodec imports and decodes, it is offered whatever torch build this is (CPU here)."""
+    problem = video._torchcodec_problem()
+    if problem is not None:
+        pytest.skip(f"torchcodec cannot run here: {problem}")
+    assert "torchcodec" in available_backends()
+    with VideoReader(videos["mkv"], backend="torchcodec") as reader:
+        assert reader.backend == "torchcodec"
+        assert [decode_index(f) for f in reader.get_frames([5, 61])] == [5, 61]
 
 
 def test_out_of_range_indices(videos):

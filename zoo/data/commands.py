@@ -87,24 +87,24 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_record(record, backend: str | None = None) -> str | None:
-    """Why ``record`` cannot be used (None when its first, middle and last frames decode)."""
-    from zoo.data.datasets import DECODE_ERRORS, _FrameListReader
-    from zoo.data.video import VideoReader
+def _first_middle_last(video_len: int, fps: float, rng=None) -> list[list[int]]:
+    """The check's sampler: one clip of the first, middle and last frame of the window, ``(1, 3)``."""
+    return [[0, video_len // 2, video_len - 1]]
 
+
+def check_record(record, backend: str | None = None) -> str | None:
+    """Why ``record`` cannot be used (None when it can).
+
+    The record is loaded as training loads it, through :class:`~zoo.data.datasets.VideoDataset` (probe, time
+    window, decoding), taking the first, middle and last frame of its window: what passes here, training reads.
+    """
+    from zoo.data.datasets import DECODE_ERRORS, VideoDataset
+
+    dataset = VideoDataset(
+        [record], sampler=_first_middle_last, labels=False, decode_backend=backend, on_error="raise"
+    )
     try:
-        frames = record.extra.get("frames")
-        if frames is not None:
-            reader = _FrameListReader(frames, record.extra.get("fps", 25.0), record.path)
-            n = reader.num_frames
-            reader.get_frames(sorted({0, n // 2, n - 1}))
-            return None
-        with VideoReader(record.path, backend=backend) as reader:
-            n = reader.metadata.num_frames
-            duration = reader.metadata.duration
-            reader.get_frames(sorted({0, n // 2, n - 1}))
-        if record.start is not None and record.start >= duration:
-            return f"start {record.start} s is past the end of the video ({duration:.2f} s)"
+        dataset[0]
     except DECODE_ERRORS as err:
         return str(err)
     return None

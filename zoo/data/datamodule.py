@@ -36,6 +36,7 @@ from zoo.data.samplers import (
     UniformClipSampler,
 )
 from zoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+from zoo.errors import UsageError
 
 __all__ = ["EpochSampler", "VideoDataModule", "keep_uint8", "seed_worker"]
 
@@ -173,9 +174,20 @@ class VideoDataModule(LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         if view_clips not in ("same", "distinct"):
-            raise ValueError(f"view_clips must be 'same' or 'distinct', got {view_clips!r}")
+            raise UsageError(f"view_clips must be 'same' or 'distinct', got {view_clips!r}")
         if test_crops not in (1, 3):
-            raise ValueError(f"test_crops must be 1 or 3, got {test_crops}")
+            raise UsageError(f"test_crops must be 1 or 3, got {test_crops}")
+        for name, value, least in [
+            ("batch_size", batch_size, 1),
+            ("num_workers", num_workers, 0),
+            ("num_views", num_views, 1),
+            ("test_clips", test_clips, 1),
+        ]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise UsageError(f"{name} must be an integer >= {least}, got {value!r}")
+        for stage in ("train", "val", "test"):  # the clip geometry and the transforms check their arguments
+            self._sampler(stage)
+            self._transform(stage)
         self.manifests = {"train": train_manifest, "val": val_manifest, "test": test_manifest}
         self.uses_synth = all(m is None for m in self.manifests.values())
         self._splits = {"train": train_split, "val": val_split, "test": test_split}

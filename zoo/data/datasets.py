@@ -80,6 +80,9 @@ class _FrameListReader:
         self.frames, self.path = [Path(f) for f in frames], path
         self.fps, self.num_frames = float(fps), len(self.frames)
 
+    def frame_times(self) -> np.ndarray:
+        return np.arange(self.num_frames, dtype=np.float64) / self.fps
+
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
         from PIL import Image, UnidentifiedImageError
 
@@ -278,18 +281,15 @@ class VideoDataset(Dataset):
         reader = self._reader(record)
         try:
             if isinstance(reader, _FrameListReader):
-                fps, video_len = reader.fps, reader.num_frames
+                fps, duration = reader.fps, reader.num_frames / reader.fps
             else:
-                fps, video_len = reader.metadata.fps, reader.metadata.num_frames
-            first, last = 0, video_len
-            if record.start is not None:
-                first = min(int(np.floor(record.start * fps)), video_len)
-            if record.end is not None:
-                last = min(int(np.ceil(record.end * fps)), video_len)
+                fps, duration = reader.metadata.fps, reader.metadata.duration
+            times = reader.frame_times()  # (N,) seconds: variable frame rates are not fps multiples
+            first, last = _frame_window(times, duration, record.start, record.end)
             if last <= first:
                 raise VideoDecodeError(
                     record.path,
-                    f"time window [{record.start}, {record.end}] s is outside the video ({video_len / fps:.2f} s)",
+                    f"time window [{record.start}, {record.end}] s is outside the video ({duration:.2f} s)",
                 )
             clips = np.asarray(self.sampler(last - first, fps, np_rng), dtype=np.int64) + first  # (K, T)
             if clips.ndim != 2:
@@ -322,7 +322,7 @@ class VideoDataset(Dataset):
         if self.labels:
             sample["label"] = -1 if record.label is None else int(record.label)
         if self.audio is not None:
-            sample.update(self._audio(record, clips[0], fps))
+            sample.update(self._audio(record, times[clips[0]], fps))
         if self.text:
             caption = record.caption
             sample["text"] = (
@@ -339,9 +339,11 @@ class VideoDataset(Dataset):
             sample[key] = value
         return sample
 
-    def _audio(self, record: VideoRecord, clip: np.ndarray, fps: float) -> dict[str, torch.Tensor]:
+    def _audio(self, record: VideoRecord, clip_times: np.ndarray, fps: float) -> dict[str, torch.Tensor]:
         cfg = self.audio
-        centre = (clip.min() + clip.max() + 1) / 2 / fps
+        centre = (
+            clip_times.min() + clip_times.max() + 1 / fps
+        ) / 2  # from the first frame to the last one's end
         start, end = centre - cfg.duration / 2, centre + cfg.duration / 2
         if record.extra.get("frames") is not None:  # image frames: no sound track
             num = round(cfg.duration * cfg.sample_rate)
@@ -356,6 +358,24 @@ class VideoDataset(Dataset):
         centres = torch.clamp(torch.arange(mel.shape[-1]) * cfg.hop, max=max(present.numel() - 1, 0))
         mask = present[centres] if present.numel() else torch.zeros(mel.shape[-1], dtype=torch.bool)
         return {"audio": mel, "audio_mask": mask}
+
+
+def _frame_window(
+    times: np.ndarray, duration: float, start: float | None, end: float | None
+) -> tuple[int, int]:
+    """Frames ``[first, last)`` of the time window ``[start, end)`` seconds, from the frames' times ``(N,)``.
+
+    ``first`` is the frame on screen at ``start``, ``last`` the first frame shown at or after ``end``; a
+    window that starts past the end of the video is empty.
+    """
+    first, last = 0, len(times)
+    if start is not None:
+        first = (
+            len(times) if start >= duration else max(int(np.searchsorted(times, start, side="right")) - 1, 0)
+        )
+    if end is not None:
+        last = int(np.searchsorted(times, end, side="left"))
+    return first, last
 
 
 def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:

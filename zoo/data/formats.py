@@ -31,6 +31,7 @@ Formats (``root`` is a folder unless said otherwise):
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import math
@@ -141,9 +142,26 @@ def video_exists(record: VideoRecord) -> bool:
     return bool(frames) if frames is not None else record.path.is_file()
 
 
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of an annotation file (a byte-order mark is dropped); binary content (bytes that are
+    not UTF-8, NUL bytes) is a :class:`ManifestError` naming the file and the line of the first such byte."""
+    data = path.read_bytes()
+    try:
+        text, bad = data.decode("utf-8-sig"), len(data)
+    except UnicodeDecodeError as err:
+        text, bad = None, err.start
+    if b"\x00" in data[:bad]:
+        bad = data.index(b"\x00")
+    if bad < len(data):
+        line = data[:bad].count(b"\n") + 1
+        what = "a NUL byte" if data[bad] == 0 else f"byte 0x{data[bad]:02x} is not UTF-8"
+        raise ManifestError(path, f"line {line}", f"not a text file ({what})")
+    return text
+
+
 def read_classes(path: Path) -> list[str]:
     """Class names, one per line (blank lines ignored); the line order is the label order."""
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    names = [line.strip() for line in _read_text(path).splitlines()]
     names = [n for n in names if n]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -155,7 +173,7 @@ def _read_json(path: Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"annotation file {str(path)!r} not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(_read_text(path))
     except json.JSONDecodeError as err:
         raise ManifestError(path, f"line {err.lineno}", f"invalid JSON ({err.msg})") from err
 
@@ -205,8 +223,8 @@ def _read_csv(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, 
     """Rows as ``(line number, row)``; checks the header and the number of fields of each row."""
     if not path.is_file():
         raise FileNotFoundError(f"manifest {str(path)!r} not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    try:
         header = reader.fieldnames or []
         absent = [c for c in required if c not in header]
         if absent:
@@ -219,6 +237,8 @@ def _read_csv(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, 
                     path, f"line {line}", f"expected {len(header)} fields ({header}), got {row}"
                 )
             rows.append((line, row))
+    except csv.Error as err:  # NUL bytes, unterminated quotes
+        raise ManifestError(path, f"line {reader.line_num}", f"not a valid CSV ({err})") from None
     return rows
 
 
@@ -226,15 +246,49 @@ def _read_csv(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, 
 # generic
 
 
+def _classes_from_labels(
+    records: list[VideoRecord], lines: list[int], path: Path, max_classes: int | None
+) -> list[str] | None:
+    """Class names ``"0" .. str(max label)`` when no classes file names them; None without labels.
+
+    A label far above the number of distinct labels is a typo or a wrong column, not that many classes: the
+    number of classes (max label + 1) may not exceed ``max_classes`` (default: 1000 + 10 x distinct labels).
+    """
+    labels = [(r.label, line) for r, line in zip(records, lines) if r.label is not None]
+    if not labels:
+        return None
+    label, line = max(labels)
+    distinct = len({label for label, _ in labels})
+    limit = max_classes if max_classes is not None else 1000 + 10 * distinct
+    if label + 1 > limit:
+        raise ManifestError(
+            path,
+            f"line {line}",
+            f"label {label} would make {label + 1} classes with {distinct} distinct labels (at most {limit}): "
+            "give a classes file (classes.txt beside the manifest, one name per line) or raise max_classes",
+        )
+    return [str(i) for i in range(label + 1)]
+
+
 @register_format("generic", "csv")
-def parse_generic(root: Path, split: str = "train", classes_file: str | None = None) -> Records:
-    """A CSV manifest (file, or ``root/{split}.csv``); see the module docstring for the columns."""
+def parse_generic(
+    root: Path, split: str = "train", classes_file: str | None = None, max_classes: int | None = None
+) -> Records:
+    """A CSV manifest (file, or ``root/{split}.csv``); see the module docstring for the columns.
+
+    Args:
+        root: the CSV file, or a folder holding ``{split}.csv``.
+        split: which CSV of a folder to read.
+        classes_file: class names, one per line (default: ``classes.txt`` beside the CSV); labels must index it.
+        max_classes: without a classes file, the most classes the labels may imply (max label + 1); default
+            1000 + 10 x the number of distinct labels.
+    """
     path = root if root.is_file() else root / f"{split}.csv"
     rows = _read_csv(path, required=("path",))
     classes_path = Path(classes_file) if classes_file else path.parent / "classes.txt"
     classes = read_classes(classes_path) if classes_path.is_file() else None
     known = {"path", "label", "start", "end", "caption"}
-    records = []
+    records, lines = [], []
     for line, row in rows:
         where = f"line {line}"
         if not row["path"]:
@@ -256,9 +310,9 @@ def parse_generic(root: Path, split: str = "train", classes_file: str | None = N
         _check_window(start, end, path, where)
         extra = {k: v for k, v in row.items() if k not in known}
         records.append(VideoRecord(video.resolve(), label, start, end, row.get("caption") or None, extra))
+        lines.append(line)
     if classes is None:
-        labels = [r.label for r in records if r.label is not None]
-        classes = [str(i) for i in range(max(labels) + 1)] if labels else None
+        classes = _classes_from_labels(records, lines, path, max_classes)
     return Records(records, classes)
 
 
@@ -281,7 +335,7 @@ def parse_ucf101(
     if not class_file.is_file():
         raise FileNotFoundError(f"UCF101 class index {str(class_file)!r} not found")
     indexed: dict[int, str] = {}
-    for n, line in enumerate(class_file.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(_read_text(class_file).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -297,7 +351,7 @@ def parse_ucf101(
     if not list_file.is_file():
         raise FileNotFoundError(f"UCF101 split file {str(list_file)!r} not found")
     records = []
-    for n, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(_read_text(list_file).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -339,7 +393,7 @@ def parse_hmdb51(
     classes = [_HMDB_SPLIT_RE.match(p.name)["cls"] for p in files]
     records = []
     for label, (class_name, list_file) in enumerate(zip(classes, files)):
-        for n, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(_read_text(list_file).splitlines(), 1):
             if not line.strip():
                 continue
             parts = line.split()
@@ -634,11 +688,7 @@ def parse_howto100m(
         raise ManifestError(path, "", "expected an object {video_id: {start, end, text}}")
     selected = None
     if (root / f"{split}.txt").is_file():
-        selected = {
-            line.strip()
-            for line in (root / f"{split}.txt").read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        }
+        selected = {line.strip() for line in _read_text(root / f"{split}.txt").splitlines() if line.strip()}
     videos = Path(video_dir) if video_dir else _first_dir(root, ("videos",), "videos")
     records = []
     for video_id, entry in data.items():
@@ -678,7 +728,7 @@ def parse_action_segmentation(
     if not mapping.is_file():
         raise FileNotFoundError(f"action mapping {str(mapping)!r} not found")
     indexed = {}
-    for n, line in enumerate(mapping.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(_read_text(mapping).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -693,7 +743,7 @@ def parse_action_segmentation(
     truth = root / "groundTruth"
     bundle = root / "splits" / f"{split}.split{fold}.bundle"
     if bundle.is_file():
-        names = [line.strip() for line in bundle.read_text(encoding="utf-8").splitlines() if line.strip()]
+        names = [line.strip() for line in _read_text(bundle).splitlines() if line.strip()]
     elif (root / "splits").is_dir():
         raise FileNotFoundError(f"split file {str(bundle)!r} not found")
     else:
@@ -704,7 +754,7 @@ def parse_action_segmentation(
         label_file = truth / name
         if not label_file.is_file():
             raise ManifestError(bundle, "", f"listed file {name!r} has no ground truth in {str(truth)!r}")
-        lines = [line.strip() for line in label_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line.strip() for line in _read_text(label_file).splitlines() if line.strip()]
         frame_labels = np.empty(len(lines), dtype=np.int64)
         for n, action in enumerate(lines):
             if action not in indexed:
@@ -737,7 +787,7 @@ def parse_tvqa(root: Path, split: str = "train", video_dir: str | None = None) -
         raise FileNotFoundError(f"TVQA file {str(path)!r} not found")
     videos = Path(video_dir) if video_dir else _first_dir(root, ("videos",), "videos")
     records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(_read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         where = f"line {n}"
@@ -817,11 +867,7 @@ def parse_mars(root: Path, split: str = "train", fps: float = 25.0) -> Records:
         entry["is_video"] = match["frame"] is None
     if split in ("query", "gallery"):
         if (root / "query.txt").is_file():
-            query = {
-                line.strip()
-                for line in (root / "query.txt").read_text(encoding="utf-8").splitlines()
-                if line.strip()
-            }
+            query = {line.strip() for line in _read_text(root / "query.txt").splitlines() if line.strip()}
         else:
             first: dict[int, str] = {}
             for key in sorted(tracklets, key=lambda k: (tracklets[k]["camera"], tracklets[k]["tracklet"])):

@@ -25,6 +25,8 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
+from zoo.errors import UsageError
+
 __all__ = [
     "ClipSampler",
     "MultiClipViewsSampler",
@@ -75,13 +77,13 @@ class _ClipGeometry:
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+            raise UsageError(f"num_frames must be >= 1, got {self.num_frames}")
         if self.stride <= 0:
-            raise ValueError(f"stride must be > 0, got {self.stride}")
+            raise UsageError(f"stride must be > 0, got {self.stride}")
         if self.target_fps is not None and self.target_fps <= 0:
-            raise ValueError(f"target_fps must be > 0, got {self.target_fps}")
+            raise UsageError(f"target_fps must be > 0, got {self.target_fps}")
         if self.short_video not in ("clamp", "loop", "stretch"):
-            raise ValueError(f"short_video must be 'clamp', 'loop' or 'stretch', got {self.short_video!r}")
+            raise UsageError(f"short_video must be 'clamp', 'loop' or 'stretch', got {self.short_video!r}")
 
     def effective_stride(self, fps: float) -> float:
         if self.target_fps is None:
@@ -150,9 +152,9 @@ class UniformClipSampler(_ClipGeometry):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.mode not in ("center", "frames"):
-            raise ValueError(f"mode must be 'center' or 'frames', got {self.mode!r}")
+            raise UsageError(f"mode must be 'center' or 'frames', got {self.mode!r}")
         if self.mode == "frames" and self.num_clips != 1:
-            raise ValueError("mode='frames' draws one clip over the whole video; set num_clips=1")
+            raise UsageError("mode='frames' draws one clip over the whole video; set num_clips=1")
 
     def __call__(self, video_len: int, fps: float, rng: Rng = None) -> np.ndarray:
         _check_length(video_len)
@@ -208,9 +210,9 @@ class MultiClipViewsSampler(_ClipGeometry):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_views < 1:
-            raise ValueError(f"num_views must be >= 1, got {self.num_views}")
+            raise UsageError(f"num_views must be >= 1, got {self.num_views}")
         if self.max_distance is not None and self.max_distance < 0:
-            raise ValueError(f"max_distance must be >= 0 seconds, got {self.max_distance}")
+            raise UsageError(f"max_distance must be >= 0 seconds, got {self.max_distance}")
 
     @property
     def num_clips(self) -> int:

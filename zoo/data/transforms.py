@@ -36,6 +36,8 @@ from kornia.enhance import (
 from kornia.filters import gaussian_blur2d
 from torch import Tensor, nn
 
+from zoo.errors import UsageError
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -67,10 +69,16 @@ Params = dict[str, Tensor]
 AnyParams = Params | list["AnyParams"]
 
 
-def _pair(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, int):
-        return size, size
-    height, width = size
+def _side(size: int, name: str = "size") -> int:
+    if int(size) < 1:
+        raise UsageError(f"{name} must be >= 1 pixel, got {size}")
+    return int(size)
+
+
+def _pair(size: int | Sequence[int], name: str = "size") -> tuple[int, int]:
+    height, width = (size, size) if isinstance(size, int) else size
+    if int(height) < 1 or int(width) < 1:
+        raise UsageError(f"{name} must be >= 1 pixel, got {size}")
     return int(height), int(width)
 
 
@@ -275,7 +283,7 @@ class ShortSideScale(VideoTransform):
 
     def __init__(self, size: int, antialias: bool = True) -> None:
         super().__init__()
-        self.size = int(size)
+        self.size = _side(size)
         self.antialias = antialias
 
     def apply(self, video: Tensor, params: Params) -> Tensor:
@@ -321,7 +329,7 @@ class ThreeCrop(VideoTransform):
 
     def __init__(self, size: int) -> None:
         super().__init__()
-        self.size = int(size)
+        self.size = _side(size)
 
     def apply(self, video: Tensor, params: Params) -> Tensor:
         height, width = video.shape[-2:]

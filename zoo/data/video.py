@@ -1,12 +1,24 @@
 """Frame-accurate video decoding behind one interface: ``VideoReader(path).get_frames(indices)``.
 
 Backends: ``"pyav"`` (default, always installed; also serves audio and motion vectors), ``"decord"`` (the
-``decord`` import name, installed by the ``decord2`` package) and ``"torchcodec"`` (only with a CUDA build of
-torch: its PyPI wheels link against CUDA). Choose by argument or with the ``ZOO_VIDEO_BACKEND`` variable.
+``decord`` import name, installed by the ``decord2`` package) and ``"torchcodec"`` (the ``torchcodec``
+package, CPU or CUDA torch, with the system's FFmpeg shared libraries: it is available where it imports and
+opens a video). Choose by argument or with the ``ZOO_VIDEO_BACKEND`` variable. decord and torchcodec read
+only the files they read frame-exactly (MP4/MOV, Matroska/WebM, FLV with closed GOPs, upright); PyAV
+reads the others.
 
 Metadata never trusts the container header: the video stream's packets are scanned once per file (no
-decoding; ~10 ms for a 10 s clip) to get the exact frame count, every frame's timestamp and the keyframes.
-The scan is cached per process, keyed by path, size and modification time.
+decoding but the first frame; ~10 ms for a 10 s clip) to get the exact frame count, every frame's timestamp
+and the keyframes. The scan is cached per process, keyed by path, size and modification time. Durations and
+frame times come from the timestamps, so variable-frame-rate files (phone videos, screen recordings) have
+their true duration; ``fps`` is then the average rate.
+
+MPEG program streams (``.mpg``, ``.vob``) are not trusted: their demuxer makes up the timestamps of frames
+that share a PES packet, and with B-frames these come out duplicated or shifted. Their frames are counted
+by a full decoding pass and read by counting the decoder's output from the start of the file.
+
+Rotated videos (a display matrix, as phones write): frames come back upright, rotated as a player shows
+them; :attr:`VideoMetadata.rotation` says by how much.
 
 Frames are identified by their presentation timestamp where the container stores one. AVI stores none: it
 numbers its packets in decode order, and for H.264 FFmpeg makes up ``pts = dts + 1``. With B-frames these
@@ -20,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import io
 import itertools
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -31,8 +44,15 @@ import numpy as np
 import torch
 
 BACKENDS = ("pyav", "decord", "torchcodec")
-# containers in which decord's seeks by pts land where it expects (not AVI: packet-numbered; not MPEG-TS/PS)
-_DECORD_CONTAINERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "flv")
+# containers in which decord's and torchcodec's seeks by pts land where they expect (not AVI:
+# packet-numbered; not MPEG-TS/PS)
+_SEEKABLE_CONTAINERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "flv")
+# demuxers whose timestamps are made up for frames sharing a PES packet (wrong with B-frames): MPEG-PS
+_UNTRUSTED_TIMESTAMPS = ("mpeg", "vob", "mpegvideo")
+_TORCHCODEC_NEEDS = (
+    "pip install torchcodec, and FFmpeg's shared libraries (libavcodec & co.) in a version that torchcodec "
+    "supports (FFmpeg 4-7; newer torchcodec releases also 8), e.g. apt-get install ffmpeg"
+)
 
 
 class VideoDecodeError(RuntimeError):
@@ -45,13 +65,19 @@ class VideoDecodeError(RuntimeError):
 
 @dataclass(frozen=True)
 class VideoMetadata:
-    fps: float
+    fps: float  # the nominal rate; for variable-frame-rate files the average, num_frames / duration
     num_frames: int  # counted from the stream's packets, not read from the header
-    duration: float  # seconds, num_frames / fps
-    width: int
+    duration: float  # seconds, from the first frame's timestamp to the end of the last frame
+    width: int  # as stored; see display_size for the frames returned
     height: int
     has_audio: bool
     codec: str
+    rotation: int = 0  # degrees counter-clockwise (0, 90, 180, 270) that frames are turned to stand upright
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """``(height, width)`` of the frames as returned: upright, as a player shows them."""
+        return (self.width, self.height) if self.rotation % 180 else (self.height, self.width)
 
 
 @dataclass(frozen=True)
@@ -71,6 +97,43 @@ class StreamIndex:
     # are shown before it (open GOPs, e.g. FFmpeg's MPEG-2 and MPEG-4 Part 2 encoders with B-frames)
     leading_frames: bool = False
     container: str = ""  # FFmpeg's demuxer name: "avi", "matroska,webm", "mov,mp4,m4a,3gp,3g2,mj2", ...
+    # (N,) float64 seconds of each frame from the first one, in display order (from the timestamps)
+    times: np.ndarray | None = None
+
+    def frame_times(self) -> np.ndarray:
+        """``(N,)`` seconds at which each frame is shown, from the first frame (0.0)."""
+        if self.times is not None:
+            return self.times
+        return np.arange(self.metadata.num_frames, dtype=np.float64) / self.metadata.fps
+
+
+def _tiny_video() -> bytes:
+    """Two 16x16 frames of MPEG-4 Part 2 in MP4, made in memory: what a decoder is tried on."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return buffer.getvalue()
+
+
+@functools.cache
+def _torchcodec_problem() -> str | None:
+    """Why torchcodec cannot decode here (None when it can): it is imported and tried on a tiny video."""
+    if importlib.util.find_spec("torchcodec") is None:
+        return "torchcodec is not installed"
+    try:  # without FFmpeg's shared libraries the import itself fails (OSError, RuntimeError)
+        from torchcodec.decoders import VideoDecoder
+
+        VideoDecoder(_tiny_video(), seek_mode="exact").get_frames_at([0, 1])
+    except Exception as err:  # whatever a missing or mismatched native library raises
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return f"torchcodec did not load or decode ({reason})"
+    return None
 
 
 def available_backends() -> list[str]:
@@ -78,7 +141,7 @@ def available_backends() -> list[str]:
     names = ["pyav"]
     if importlib.util.find_spec("decord") is not None:
         names.append("decord")
-    if torch.version.cuda is not None and importlib.util.find_spec("torchcodec") is not None:
+    if _torchcodec_problem() is None:
         names.append("torchcodec")
     return names
 
@@ -86,12 +149,7 @@ def available_backends() -> list[str]:
 def _unavailable_reason(backend: str) -> str:
     if backend == "decord":
         return "the decord backend needs the decord2 package: pip install 'zoo[video]'"
-    if torch.version.cuda is None:
-        return (
-            f"the torchcodec backend needs a CUDA build of torch (this is torch {torch.__version__}): "
-            "torchcodec's PyPI wheels link against CUDA libraries; use backend='pyav' or 'decord'"
-        )
-    return "the torchcodec backend needs the torchcodec package: pip install torchcodec"
+    return f"the torchcodec backend is unavailable: {_torchcodec_problem()}; it needs {_TORCHCODEC_NEEDS}"
 
 
 def _open_container(path: Path) -> av.container.InputContainer:
@@ -114,14 +172,36 @@ def _open_container(path: Path) -> av.container.InputContainer:
     return container
 
 
+def _upright_turns(frame: av.VideoFrame) -> int:
+    """Quarter turns counter-clockwise that stand ``frame`` upright, from its display matrix (0 without one)."""
+    degrees = getattr(frame, "rotation", 0) or 0  # counter-clockwise, in [-180, 180]
+    return round(degrees / 90) % 4
+
+
+def _first_frame_turns(packet: av.Packet) -> int | None:
+    """:func:`_upright_turns` of the first frame ``packet`` gives the decoder (None: no frame yet, or none)."""
+    try:
+        return next((_upright_turns(frame) for frame in packet.decode()), None)
+    except av.FFmpegError:  # a bad first packet; the scan and later reads judge the file
+        return None
+
+
 def _scan(path: Path) -> StreamIndex:
-    """Count frames and collect timestamps and keyframes by demuxing (not decoding) the video stream."""
+    """Count frames and collect timestamps and keyframes by demuxing (not decoding) the video stream.
+
+    Only the first frame is decoded, for its display matrix. Where the timestamps cannot be trusted (none,
+    MPEG-PS, repeated ones), frames are counted by decoding the whole stream.
+    """
     container = _open_container(path)
     try:
         stream = container.streams.video[0]
-        pts, keyframe_pts, keyframe_packets, has_pts = [], [], [], True
+        stream.codec_context.thread_type = "SLICE"  # frame threads would hold the first frame back
+        pts, durations, keyframe_pts, keyframe_packets, has_pts = [], [], [], [], True
+        turns = None
         try:
             for packet in container.demux(stream):
+                if turns is None:
+                    turns = _first_frame_turns(packet)
                 if packet.size == 0 or packet.is_discard:
                     continue
                 if packet.pts is None:
@@ -131,40 +211,61 @@ def _scan(path: Path) -> StreamIndex:
                     keyframe_pts.append(packet.pts)
                     keyframe_packets.append(len(pts))
                 pts.append(packet.pts)
+                durations.append(packet.duration or 0)
         except av.FFmpegError as err:
             raise VideoDecodeError(path, f"demuxing failed ({err})") from err
+        packet_pts = np.asarray(pts, dtype=np.int64)  # decode order
+        trusted = (
+            has_pts
+            and container.format.name not in _UNTRUSTED_TIMESTAMPS
+            and len(np.unique(packet_pts)) == len(packet_pts)
+        )
         decode_order = leading_frames = False
-        if has_pts:
-            packet_pts = np.asarray(pts, dtype=np.int64)  # decode order
+        times = None
+        rate = stream.average_rate or stream.guessed_rate
+        if trusted:
             # a codec that reorders frames yet timestamps that never go back: they number the packets
             decode_order = bool(stream.codec_context.has_b_frames) and bool(np.all(np.diff(packet_pts) > 0))
-            pts = np.unique(packet_pts)  # display order, or unchanged packet order if decode_order
+            order = np.argsort(packet_pts, kind="stable")
+            pts = packet_pts[order]  # display order, or unchanged packet order if decode_order
             keyframes = np.searchsorted(pts, np.asarray(keyframe_pts, dtype=np.int64))
             leading_frames = not np.array_equal(keyframes, keyframe_packets)
             num_frames = len(pts)
-        else:  # no timestamps (raw elementary streams, some AVI): count by decoding, read sequentially
+            if not decode_order and num_frames:
+                times = (pts - pts[0]).astype(np.float64) * float(stream.time_base)
+                last = float(durations[order[-1]] * stream.time_base)
+        else:  # no timestamps to trust (raw streams, MPEG-PS, some AVI): count by decoding, read sequentially
             num_frames = _count_by_decoding(path)
             pts, keyframes = None, np.zeros(0, dtype=np.int64)
         if num_frames == 0:
             raise VideoDecodeError(path, "video stream has no frames")
         keyframes = np.union1d(keyframes, [0]).astype(np.int64)
-        rate = stream.average_rate or stream.guessed_rate
-        if rate:
+        if times is not None and num_frames > 1:
+            # the duration runs to the end of the last frame: its packet's duration, else a typical interval
+            last = last if last > 0 else float(np.median(np.diff(times)))
+            duration = float(times[-1]) + last
+            nominal = float(rate) if rate else 0.0
+            constant = nominal > 0 and abs(duration - num_frames / nominal) < 1.5 / nominal
+            fps = nominal if constant else num_frames / duration  # variable frame rate: the average
+            duration = num_frames / fps if constant else duration
+        elif rate:
             fps = float(rate)
-        elif has_pts and num_frames > 1:
-            fps = float((num_frames - 1) / ((pts[-1] - pts[0]) * stream.time_base))
+            duration = num_frames / fps
         else:
             raise VideoDecodeError(path, "unknown frame rate")
         metadata = VideoMetadata(
             fps=fps,
             num_frames=num_frames,
-            duration=num_frames / fps,
+            duration=duration,
             width=stream.codec_context.width,
             height=stream.codec_context.height,
             has_audio=bool(container.streams.audio),
             codec=stream.codec_context.name,
+            rotation=90 * (turns or 0),
         )
-        return StreamIndex(metadata, pts, keyframes, decode_order, leading_frames, container.format.name)
+        return StreamIndex(
+            metadata, pts, keyframes, decode_order, leading_frames, container.format.name, times
+        )
     finally:
         container.close()
 
@@ -368,14 +469,15 @@ class _PyAVBackend:
     def __init__(self, path: Path, size: tuple[int, int] | None, num_threads: int):
         self._iterator = PyAVFrameIterator(path, num_threads=num_threads)
         self.metadata = self._iterator.index.metadata
-        self._size = size
-        self._to_rgb = RGBConverter(size or (self.metadata.height, self.metadata.width))
+        self._turns = self.metadata.rotation // 90  # quarter turns counter-clockwise to stand upright
+        self._size = size or self.metadata.display_size
+        height, width = self._size
+        self._to_rgb = RGBConverter((width, height) if self._turns % 2 else (height, width))  # as stored
 
     def decode_sorted(self, indices: np.ndarray) -> np.ndarray:
-        height, width = self._size or (self.metadata.height, self.metadata.width)
-        out = np.empty((len(indices), height, width, 3), dtype=np.uint8)
+        out = np.empty((len(indices), *self._size, 3), dtype=np.uint8)
         for i, (_, frame) in enumerate(self._iterator.frames(indices.tolist())):
-            out[i] = self._to_rgb(frame)
+            out[i] = np.rot90(self._to_rgb(frame), self._turns)
         return out
 
     def close(self) -> None:
@@ -401,7 +503,7 @@ class _DecordBackend:
         except Exception as err:  # decord raises its own error types (DECORDError, RuntimeError)
             raise VideoDecodeError(path, f"decord could not open it ({err})") from err
         self._path = path
-        self._frame_shape = (*(size or (self.metadata.height, self.metadata.width)), 3)
+        self._frame_shape = (*(size or self.metadata.display_size), 3)
 
     def _layout_error(self, shape: tuple[int, ...]) -> _DecordLayoutError:
         return _DecordLayoutError(self._path, f"decord gave frames of shape {shape}, not {self._frame_shape}")
@@ -425,11 +527,13 @@ class _DecordBackend:
         del self._reader
 
 
-def _decord_reads_exactly(index: StreamIndex) -> bool:
-    """Whether decord returns the frames asked for: it takes a keyframe's packet position for its display
-    position (wrong with leading frames) and seeks by pts (wrong where the demuxer seeks otherwise)."""
+def _reads_exactly(index: StreamIndex) -> bool:
+    """Whether decord and torchcodec return the frames asked for, upright: they take a keyframe's packet
+    position for its display position (wrong with leading frames), seek by pts (wrong where the demuxer seeks
+    otherwise: AVI, MPEG-TS, MPEG-PS; torchcodec is off by two there) and leave rotated frames as stored."""
     exact_timestamps = index.pts is not None and not index.decode_order and not index.leading_frames
-    return exact_timestamps and index.container in _DECORD_CONTAINERS
+    upright = index.metadata.rotation == 0
+    return exact_timestamps and upright and index.container in _SEEKABLE_CONTAINERS
 
 
 class _TorchCodecBackend:
@@ -474,14 +578,16 @@ class VideoReader:
     Args:
         path: the video file.
         backend: ``"pyav"``, ``"decord"`` or ``"torchcodec"``; default ``$ZOO_VIDEO_BACKEND`` or ``"pyav"``.
-        size: ``(height, width)`` to resize to while decoding (bilinear), or None for the stored size.
+        size: ``(height, width)`` of the upright frames to resize to while decoding (bilinear), or None for
+            :attr:`VideoMetadata.display_size`.
         num_threads: decoder threads (1 suits data-loader workers).
 
     Raises :class:`VideoDecodeError` (naming the path) for missing, empty, corrupt or non-video files.
-    ``.backend`` tells which backend reads the file. PyAV reads it whatever was asked where decord returns
-    other frames than those asked: outside MP4/MOV, Matroska/WebM and FLV (AVI, MPEG-TS, MPEG-PS, raw
-    ``.h264``), with open GOPs (keyframes shown after frames decoded later), and where decord lays frames out
-    with a wrong shape (at some widths; found on the first read, which PyAV then redoes).
+    ``.backend`` tells which backend reads the file. PyAV reads it whatever was asked where decord or
+    torchcodec return other frames than those asked: outside MP4/MOV, Matroska/WebM and FLV (AVI, MPEG-TS,
+    MPEG-PS, raw ``.h264``), with open GOPs (keyframes shown after frames decoded later), rotated videos, and
+    where decord lays frames out with a wrong shape (at some widths; found on the first read, which PyAV then
+    redoes). Frames come back upright (see :attr:`VideoMetadata.rotation`).
     """
 
     def __init__(
@@ -499,7 +605,7 @@ class VideoReader:
             raise RuntimeError(_unavailable_reason(self.backend))
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self._num_threads = num_threads
-        if self.backend == "decord" and not _decord_reads_exactly(probe(self.path)):
+        if self.backend != "pyav" and not _reads_exactly(probe(self.path)):
             self.backend = "pyav"
         self._impl = _BACKEND_CLASSES[self.backend](self.path, self.size, num_threads)
 
@@ -510,12 +616,15 @@ class VideoReader:
     def __len__(self) -> int:
         return self.metadata.num_frames
 
+    def frame_times(self) -> np.ndarray:
+        """``(N,)`` seconds at which each frame is shown, from the first frame (see :meth:`StreamIndex.frame_times`)."""
+        return probe(self.path).frame_times()
+
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
         """Frames at ``indices`` (any order, repeats allowed) as uint8 ``(T, H, W, C)`` RGB."""
         indices = _check_indices(indices, self.metadata.num_frames, self.path)
         if indices.size == 0:
-            height, width = self.size or (self.metadata.height, self.metadata.width)
-            return torch.empty((0, height, width, 3), dtype=torch.uint8)
+            return torch.empty((0, *(self.size or self.metadata.display_size), 3), dtype=torch.uint8)
         unique, inverse = np.unique(indices, return_inverse=True)
         try:
             frames = self._impl.decode_sorted(unique)  # (U, H, W, C)

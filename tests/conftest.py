@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from torch import nn
+from helpers import TinyNet
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
@@ -30,35 +30,11 @@ def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     monkeypatch.setenv("HF_HOME", str(root / "hf_home"))
 
 
-class TinyNet(nn.Module):
-    """A two-layer classifier with the backbone API, for registry and loading tests."""
-
-    classifier_keys = ("head.",)
-
-    def __init__(self, num_classes: int = 3, width: int = 8):
-        super().__init__()
-        self.num_features = width
-        self.body = nn.Linear(4, width)
-        self.head = nn.Linear(width, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.body(x))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head = nn.Linear(self.num_features, num_classes)
-
-
 @pytest.fixture(scope="session")
 def tiny_arch() -> str:
     from zoo import registry
 
-    def zoo_test_tinynet(**kwargs) -> nn.Module:
+    def zoo_test_tinynet(**kwargs) -> TinyNet:
         """A tiny classifier used only by the tests."""
         return TinyNet(**kwargs)
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: several gloo ranks on this machine; a tiny run of a shipped recipe."""
+"""Helpers shared by the tests: a tiny backbone, several gloo ranks on this machine, a tiny run of a recipe."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
+from torch import nn
 
 
 def free_port() -> int:
@@ -74,3 +75,27 @@ def tiny_fit_override(tmp_path: Path, data_args: dict[str, Any], max_steps: int 
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(override))
     return path
+
+
+class TinyNet(nn.Module):
+    """A two-layer classifier with the backbone API, for registry and loading tests."""
+
+    classifier_keys = ("head.",)
+
+    def __init__(self, num_classes: int = 3, width: int = 8):
+        super().__init__()
+        self.num_features = width
+        self.body = nn.Linear(4, width)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.body(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.head = nn.Linear(self.num_features, num_classes)

@@ -4,7 +4,7 @@ from typing import ClassVar
 import pytest
 import torch
 import yaml
-from conftest import TinyNet
+from helpers import TinyNet
 
 from zoo import __version__
 from zoo.catalog import HubSource, parse_entry

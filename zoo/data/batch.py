@@ -6,7 +6,7 @@ without the leading ``B``. Dimension names:
 
 ``B`` batch, ``K`` views (clips or crops of one sample, clip-major), ``C`` channels, ``T`` frames,
 ``H``/``W`` pixels, ``F`` frequency bins, ``S`` spectrogram frames, ``L`` tokens, ``N`` captions
-of the whole batch, ``A`` answer candidates, ``D`` feature dimension, ``M`` motion-vector channels (2).
+of the whole batch, ``A`` answer candidates, ``D`` feature dimension, ``M`` motion-vector channels (2), ``Y`` classes.
 
 Text is tokenised at collate time (:mod:`zoo.data.text_collate`): ``text`` is a mapping
 ``{"input_ids", "attention_mask"}`` of (B, L) tensors — (B, K, L) with K captions per video, or
@@ -44,6 +44,9 @@ __all__ = [
     "LABEL",
     "MASK",
     "MOTION_VECTORS",
+    "MULTILABEL",
+    "NUM_FRAMES",
+    "POSITIVES",
     "QA_ANSWER",
     "QA_CANDIDATES",
     "SEGMENTS",
@@ -74,6 +77,7 @@ MOTION_VECTORS = "motion_vectors"
 FEATURES = "features"
 MASK = "mask"
 SEGMENTS = "segments"
+NUM_FRAMES = "num_frames"
 LABEL = "label"
 INDEX = "index"
 FRAME_INDICES = "frame_indices"
@@ -81,6 +85,8 @@ IDENTITY = "identity"
 CAMERA = "camera"
 QA_CANDIDATES = "answers"
 QA_ANSWER = "answer"
+POSITIVES = "positives"
+MULTILABEL = "multilabel"
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,7 @@ CONTRACT: dict[str, KeySpec] = {
         KeySpec(FEATURES, ("B", "T", "D"), "float", "precomputed per-frame features, padded"),
         KeySpec(MASK, ("B", "T"), "bool", "valid positions of ``features`` / ``segments``"),
         KeySpec(SEGMENTS, ("B", "T"), "int", "per-frame segment labels (-1 on padding)"),
+        KeySpec(NUM_FRAMES, ("B",), "int", "frames of the whole video a sequence comes from"),
         KeySpec(LABEL, ("B",), "int", "class label (-1: none)"),
         KeySpec(INDEX, ("B",), "int", "position of the sample in its dataset"),
         KeySpec(FRAME_INDICES, ("B", "K", "T"), "int", "decoded frame numbers of each clip"),
@@ -119,6 +126,8 @@ CONTRACT: dict[str, KeySpec] = {
         KeySpec(CAMERA, ("B",), "int", "camera of the tracklet"),
         KeySpec(QA_CANDIDATES, ("B", "A", "L"), "tokens", "tokenised question + each candidate answer"),
         KeySpec(QA_ANSWER, ("B",), "int", "index of the correct candidate"),
+        KeySpec(POSITIVES, ("N", "L"), "tokens", "positive spans of the anchors in ``text`` (documents)"),
+        KeySpec(MULTILABEL, ("B", "Y"), "float", "multi-hot labels over Y classes"),
     )
 }
 

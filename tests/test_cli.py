@@ -112,3 +112,41 @@ def test_eval_on_a_foreign_checkpoint_is_one_line(tmp_path, capsys):
     assert main(["eval", "knn", "--model", str(ckpt)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a zoo method checkpoint" in err[0]
+
+
+@pytest.mark.parametrize("group, subcommand", [("checkpoints", "validate"), ("eval", "clustering")])
+def test_group_alone_prints_its_help(group, subcommand, capsys):
+    assert main([group]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: zoo {group}") and subcommand in out
+
+
+# `python -c`: run `zoo ARGS` in a fresh interpreter, then report whether Lightning (or torch) was imported
+_REPORT_IMPORTS = """
+import sys
+from zoo.cli import main
+code = main(sys.argv[1:])
+print("lightning" in sys.modules, "torch" in sys.modules)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    "argv, torch_needed",
+    [
+        (["card", "motionformer-k4000"], False),
+        (["download", "motionformer-k4000"], True),
+        (["eval", "knn", "--model", "no_such_model"], True),
+    ],
+)
+def test_user_errors_do_not_import_lightning(argv, torch_needed):
+    done = subprocess.run(
+        [sys.executable, "-c", _REPORT_IMPORTS, *argv], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    err = done.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"zoo {argv[0]}: error: unknown ")
+    lightning, torch = done.stdout.split()
+    assert lightning == "False"
+    if not torch_needed:
+        assert torch == "False"  # the catalog alone answers `zoo card`

@@ -1,8 +1,9 @@
 """The ``zoo`` command: Lightning CLI subcommands plus catalog, weights and data tools.
 
-``zoo fit|validate|test|predict`` go to :class:`lightning.pytorch.cli.LightningCLI` in subclass
-mode over every method and DataModule; the other subcommands are small tools. A user mistake ends
-in one clear line on stderr (exit 2), not a traceback.
+``zoo fit|validate|test|predict`` go to :class:`zoo.lightning_cli.ZooCLI`, the Lightning CLI in
+subclass mode over every method and DataModule; the other subcommands are small tools that import only
+what they use (a mistaken catalog name never loads Lightning). A user mistake ends in one clear line
+on stderr (exit 2), not a traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -18,7 +20,11 @@ PLUGINS = {"data": "zoo.data.commands", "eval": "zoo.eval.commands"}
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean the user asked for something wrong (printed as one line)."""
+    """Exception types that mean the user asked for something wrong (printed as one line).
+
+    Only modules already imported are looked at: an error class of a module that was never loaded
+    cannot have been raised, and a user mistake must not cost the import of Lightning.
+    """
     from zoo.catalog import CatalogError
     from zoo.errors import UsageError
     from zoo.registry import UnknownNameError
@@ -31,10 +37,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         "zoo.data.formats": ("ManifestError",),
         "zoo.run_checkpoints": ("CheckpointContentError",),
     }.items():
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
+        mod = sys.modules.get(module)
         errors += [getattr(mod, n) for n in names if hasattr(mod, n)]
     return tuple(errors)
 
@@ -56,25 +59,47 @@ def share_cpu_with_loader_workers() -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
 
 
-def run_lightning(argv: Sequence[str]) -> int:
-    from lightning.pytorch import LightningDataModule, LightningModule
-    from lightning.pytorch.cli import LightningCLI
+def recipe_hint(command: str) -> str:
+    """What to give a Lightning command that has no config (its model and data are required)."""
+    return f"give a recipe: zoo {command} --config configs/<method>/<dataset>.yaml (see zoo {command} --help)"
 
-    from zoo.registry import import_submodules
 
-    share_cpu_with_loader_workers()
-    import_submodules("zoo.methods")  # makes every method and DataModule selectable by class name
-    import_submodules("zoo.data")
-    LightningCLI(
-        LightningModule,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=list(argv),
-        save_config_kwargs={"overwrite": True},
-        auto_configure_optimizers=False,
-    )
+def run_lightning(argv: Sequence[str] | None) -> int:
+    """``zoo fit|validate|test|predict``; ``argv`` None parses the process's own command line."""
+    from zoo.lightning_cli import ZooCLI
+
+    ZooCLI(args=argv)
     return 0
+
+
+def one_line(message: str) -> str:
+    """A jsonargparse error on one line: the key (or file) it names and why, without the type dump.
+
+    For a key whose type is a union, jsonargparse lists under ``Errors:`` why the value failed each
+    member; the ``NoneType`` member of an optional key explains nothing and is dropped, and so are
+    the list of members and a given value too long to read on one line.
+    """
+    lines = [line for line in message.splitlines() if line.strip()]
+    if not lines:
+        return message
+    noise = ("Does not validate against any of the Union subtypes", "Expected a <class 'NoneType'>")
+    head, reasons, in_errors = lines[0].strip(), [], False
+    for line in lines[1:]:
+        text = line.strip()
+        if text == "Errors:":
+            in_errors = True
+        elif in_errors and text.startswith("- "):
+            reasons.append(text[2:])
+        elif in_errors and reasons and not text.startswith("Given value"):  # a reason's continuation
+            reasons[-1] = f"{reasons[-1]} {text}"
+        elif text.startswith("Given value:"):
+            in_errors = False
+            if len(text) <= 60:
+                reasons.append(text[0].lower() + text[1:])
+        elif not text.startswith(("Subtypes:", "Given value type:")):
+            reasons.append(text)
+    reasons = [r for r in reasons if r not in noise]
+    return f"{head} {'; '.join(reasons)}" if reasons else head
 
 
 # --- catalog and weights tools ---------------------------------------------------------------
@@ -125,9 +150,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from zoo.api import card
+    from zoo.catalog import get_entry
+    from zoo.model_card import Card
 
-    print(card(args.name).to_markdown())
+    print(Card(get_entry(args.name)).to_markdown())  # zoo.card without importing torch
     return 0
 
 
@@ -202,6 +228,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def show_help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """A group of subcommands called alone (``zoo checkpoints``): its help, listing them."""
+    parser.print_help()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoo",
@@ -260,26 +292,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("checkpoints", help="catalog tools")
-    csub = p.add_subparsers(dest="checkpoints_command", required=True)
+    p.set_defaults(func=partial(show_help, p))  # `zoo checkpoints` alone
+    csub = p.add_subparsers(dest="checkpoints_command", metavar="SUBCOMMAND")
     v = csub.add_parser("validate", help="parse the catalog and build every entry's architecture")
     v.add_argument("path", nargs="?", default=None, help="a catalog file (default: the packaged one)")
     v.set_defaults(func=cmd_checkpoints_validate)
 
     for name, module in PLUGINS.items():
         p = sub.add_parser(name, help=f"{name} tools")
+        p.set_defaults(func=partial(show_help, p))  # taken when the plugin's subcommand is optional
         importlib.import_module(module).configure(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """The ``zoo`` command; ``argv`` None reads the process's own command line."""
+    own_argv = argv is None
+    argv = list(sys.argv[1:] if own_argv else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
-        command, run = argv[0], lambda: run_lightning(argv)
+        command = argv[0]
+        if len(argv) == 1:
+            print(f"zoo {command}: error: {recipe_hint(command)}", file=sys.stderr)
+            return 2
+        run = lambda: run_lightning(None if own_argv else argv)  # noqa: E731
     else:
         args = build_parser().parse_args(argv)
         command, run = args.command, lambda: args.func(args)
     try:
         return int(run() or 0)
+    except argparse.ArgumentError as exc:  # raised by jsonargparse (exit_on_error=False)
+        message = one_line(str(exc))
+        if message.startswith("the following arguments are required"):
+            message = f"{message}; {recipe_hint(command)}"
+        print(f"zoo {command}: error: {message}", file=sys.stderr)
+        return 2
     except Exception as exc:
         cause = _user_error(exc)
         if cause is None:

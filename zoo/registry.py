@@ -12,11 +12,12 @@ import fnmatch
 import importlib
 import pkgutil
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:  # the catalog tools (`zoo card`) use suggest() without importing torch
+    from torch import nn
 
-ModelFactory = Callable[..., nn.Module]
+ModelFactory = Callable[..., "nn.Module"]
 
 _factories: dict[str, ModelFactory] = {}
 _discovered = False

@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["configure", "load_model", "run"]
 
@@ -35,7 +35,7 @@ PROTOCOLS = {
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``eval`` protocols to the ``zoo`` command (called by :mod:`zoo.cli`)."""
-    sub = parser.add_subparsers(dest="protocol", required=True, metavar="PROTOCOL")
+    sub = parser.add_subparsers(dest="protocol", metavar="PROTOCOL")  # alone: the help (zoo.cli)
     for name, help_text in PROTOCOLS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument(
@@ -97,6 +97,8 @@ def load_model(spec: str, modality: str | None = None, seed: int = 0) -> nn.Modu
     if path.is_dir() or spec in catalog():
         return api.load(spec)
     if registry.is_model(spec):
+        import torch
+
         torch.manual_seed(seed)
         return registry.build(spec, num_classes=0).eval()
     return api.load(spec)  # raises with the closest catalog names
@@ -181,6 +183,8 @@ def _features(encoder: nn.Module, loader, args: argparse.Namespace, split: str):
 
 def run(args: argparse.Namespace) -> int:
     """Run the protocol ``args.protocol``; print the figures (percent; NMI/ARI in [0, 1])."""
+    import torch
+
     from zoo.eval.clustering import cluster_features
     from zoo.eval.knn import knn_accuracy
     from zoo.eval.linear import linear_probe

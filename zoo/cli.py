@@ -45,20 +45,6 @@ def user_errors() -> tuple[type[BaseException], ...]:
 # --- Lightning CLI ---------------------------------------------------------------------------
 
 
-def share_cpu_with_loader_workers() -> None:
-    """Half the cores for the training process, the rest for DataLoader workers.
-
-    On a small CPU machine, torch's default (all cores) competes with the decoding workers and a
-    step becomes several times slower; ``OMP_NUM_THREADS`` overrides this choice.
-    """
-    import os
-
-    import torch
-
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
-
-
 def recipe_hint(command: str) -> str:
     """What to give a Lightning command that has no config (its model and data are required)."""
     return f"give a recipe: zoo {command} --config configs/<method>/<dataset>.yaml (see zoo {command} --help)"

@@ -18,6 +18,20 @@ from zoo.registry import import_submodules
 __all__ = ["ZooCLI"]
 
 
+def share_cpu_with_loader_workers() -> None:
+    """Half the cores for the training process, the rest for DataLoader workers.
+
+    On a small CPU machine, torch's default (all cores) competes with the decoding workers and a
+    step becomes several times slower; ``OMP_NUM_THREADS`` overrides this choice.
+    """
+    import os
+
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+
+
 class ZooCLI(LightningCLI):
     """LightningCLI over every zoo method and DataModule.
 
@@ -27,8 +41,6 @@ class ZooCLI(LightningCLI):
     """
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True):
-        from zoo.cli import share_cpu_with_loader_workers
-
         share_cpu_with_loader_workers()
         import_submodules("zoo.methods")  # makes every method and DataModule selectable by class name
         import_submodules("zoo.data")

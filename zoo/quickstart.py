@@ -138,8 +138,8 @@ def run(
     """
     from rich.console import Console
 
-    from zoo.cli import share_cpu_with_loader_workers
     from zoo.data import synthmotion
+    from zoo.lightning_cli import share_cpu_with_loader_workers
 
     share_cpu_with_loader_workers()
     console = Console()

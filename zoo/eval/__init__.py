@@ -3,34 +3,40 @@
 The metric functions (pure torch / numpy / scipy, no Lightning) are importable from here::
 
     from zoo.eval import text_video_retrieval, segmentation_metrics, reid_metrics
+
+They load on first use, so the ``zoo`` command's parser (which reads ``zoo.eval.commands``) does
+not import torch.
 """
 
-from zoo.eval.hashing import hamming_distances, hashing_map
-from zoo.eval.multiple_choice import multiple_choice_accuracy
-from zoo.eval.reid import reid_metrics
-from zoo.eval.retrieval import average_precision, clip_retrieval, ranks_to_metrics, text_video_retrieval
-from zoo.eval.segmentation import (
-    apply_mapping,
-    edit_score,
-    label_segments,
-    match_clusters,
-    segment_f1_counts,
-    segmentation_metrics,
-)
+from __future__ import annotations
 
-__all__ = [
-    "apply_mapping",
-    "average_precision",
-    "clip_retrieval",
-    "edit_score",
-    "hamming_distances",
-    "hashing_map",
-    "label_segments",
-    "match_clusters",
-    "multiple_choice_accuracy",
-    "ranks_to_metrics",
-    "reid_metrics",
-    "segment_f1_counts",
-    "segmentation_metrics",
-    "text_video_retrieval",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "hamming_distances": "zoo.eval.hashing",
+    "hashing_map": "zoo.eval.hashing",
+    "multiple_choice_accuracy": "zoo.eval.multiple_choice",
+    "reid_metrics": "zoo.eval.reid",
+    "average_precision": "zoo.eval.retrieval",
+    "clip_retrieval": "zoo.eval.retrieval",
+    "ranks_to_metrics": "zoo.eval.retrieval",
+    "text_video_retrieval": "zoo.eval.retrieval",
+    "apply_mapping": "zoo.eval.segmentation",
+    "edit_score": "zoo.eval.segmentation",
+    "label_segments": "zoo.eval.segmentation",
+    "match_clusters": "zoo.eval.segmentation",
+    "segment_f1_counts": "zoo.eval.segmentation",
+    "segmentation_metrics": "zoo.eval.segmentation",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'zoo.eval' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

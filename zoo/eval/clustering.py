@@ -1,4 +1,4 @@
-"""Clustering quality of frozen features: k-means, then NMI, ARI and Hungarian-matched accuracy.
+"""Clustering quality of frozen features: k-means, then NMI, ARI, Hungarian-matched accuracy and purity.
 
 k-means is :func:`zoo.objectives.kmeans.kmeans` (faiss, else scikit-learn). NMI and ARI come from
 torchmetrics (``torchmetrics.functional.clustering``); the accuracy matches clusters to classes
@@ -19,7 +19,11 @@ __all__ = ["cluster_features", "clustering_scores"]
 
 
 def clustering_scores(assignments: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """NMI (arithmetic normalisation), ARI and best one-to-one matched accuracy (percent)."""
+    """NMI (arithmetic normalisation), ARI, best one-to-one matched accuracy and purity (percent).
+
+    Purity gives each cluster its most frequent class (many clusters may share one), so it rewards
+    over-clustering; the matched accuracy does not (SeLaVi reports both).
+    """
     assignments, labels = assignments.long(), labels.long()
     with warnings.catch_warnings():  # torchmetrics builds its contingency table as a sparse tensor
         warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
@@ -29,7 +33,8 @@ def clustering_scores(assignments: torch.Tensor, labels: torch.Tensor) -> dict[s
     counts.index_put_((assignments, labels), torch.ones_like(labels), accumulate=True)
     rows, cols = linear_sum_assignment(counts.numpy(), maximize=True)
     accuracy = 100 * float(counts[rows, cols].sum()) / len(labels)
-    return {"nmi": nmi, "ari": ari, "accuracy": accuracy}
+    purity = 100 * float(counts.max(dim=1).values.sum()) / len(labels)
+    return {"nmi": nmi, "ari": ari, "accuracy": accuracy, "purity": purity}
 
 
 def cluster_features(

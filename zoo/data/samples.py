@@ -35,6 +35,7 @@ import torch
 from einops import rearrange
 from torch.utils.data import Dataset, Sampler
 
+from zoo.data.base import EpochSeeded
 from zoo.data.datasets import VideoDataset, collate_samples
 from zoo.data.formats import ManifestError, VideoRecord, read_classes
 from zoo.data.transforms import build_transform
@@ -42,7 +43,6 @@ from zoo.errors import UsageError
 
 __all__ = [
     "DocumentDataset",
-    "EpochSeeded",
     "ImageTextDataset",
     "MultipleChoiceQADataset",
     "PKSampler",
@@ -59,33 +59,6 @@ __all__ = [
 ]
 
 Tokenize = Callable[[list[str]], dict[str, torch.Tensor]]
-
-
-class EpochSeeded:
-    """Random draws as a function of ``(seed, epoch, index)``; the epoch is shared with DataLoader workers."""
-
-    def _init_epoch(self, seed: int) -> None:
-        self.seed = int(seed)
-        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-
-    def set_epoch(self, epoch: int) -> None:
-        """Seen by every worker, also persistent ones; changes the random draws of every sample."""
-        self._epoch[0] = int(epoch)
-
-    @property
-    def epoch(self) -> int:
-        return int(self._epoch[0])
-
-    def _seed_sequence(self, index: int) -> np.random.SeedSequence:
-        return np.random.SeedSequence([self.seed, self.epoch, int(index)])
-
-    def rng(self, index: int) -> np.random.Generator:
-        """The generator of sample ``index`` in the current epoch."""
-        return np.random.default_rng(self._seed_sequence(index))
-
-    def legacy_rng(self, index: int) -> np.random.RandomState:
-        """The same, as a legacy ``RandomState``: its draws equal ``np.random.*`` given the same state."""
-        return np.random.RandomState(np.random.MT19937(self._seed_sequence(index)))
 
 
 def _tokens_or_texts(texts: list[str], tokenize: Tokenize | None) -> Any:

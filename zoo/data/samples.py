@@ -376,6 +376,10 @@ class ImageTextDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.images.set_epoch(epoch)
 
+    @property
+    def epoch(self) -> int:
+        return self.images.epoch
+
     def error_stats(self) -> dict[str, Any]:
         return self.images.error_stats()
 
@@ -480,6 +484,16 @@ class MultipleChoiceQADataset(Dataset):
         if self.videos is not None:
             self.videos.set_epoch(epoch)
 
+    @property
+    def epoch(self) -> int:
+        return 0 if self.videos is None else self.videos.epoch
+
+    def error_stats(self) -> dict[str, Any]:
+        """The clips' unreadable-file counts (:meth:`VideoDataset.error_stats`); zeros for text only."""
+        if self.videos is None:
+            return {"loaded": 0, "failed": 0, "bad_records": 0, "bad_fraction": 0.0, "bad_paths": []}
+        return self.videos.error_stats()
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         index = int(index)
         if self.videos is None:
@@ -528,7 +542,7 @@ def synthmotion_tracklet_records(root: str | os.PathLike, split: str = "train") 
     """SynthMotion's re-ID tracklets of ``split`` (``train``, ``query`` or ``gallery``), one video each.
 
     The manifest's ``identity`` and ``camera`` columns become ``extra["pid"]`` and ``extra["camera"]`` (ints),
-    as :func:`zoo.data.formats.parse_mars` gives them. (SynthMotion numbers identities from 0, which MARS
+    and ``label`` indexes the split's sorted identities, as :func:`zoo.data.formats.parse_mars` gives them. (SynthMotion numbers identities from 0, which MARS
     reserves for distractors: read its manifests, not its ``reid/`` folder with ``parse_mars``.)
     """
     if split not in ("train", "query", "gallery"):
@@ -539,7 +553,7 @@ def synthmotion_tracklet_records(root: str | os.PathLike, split: str = "train") 
         raise FileNotFoundError(f"SynthMotion re-ID manifest {str(manifest)!r} not found")
     with open(manifest, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    records = []
+    fields_of_rows = []
     for n, row in enumerate(rows, 2):
         fields = {}
         for column in ("identity", "camera"):
@@ -548,8 +562,13 @@ def synthmotion_tracklet_records(root: str | os.PathLike, split: str = "train") 
                     manifest, f"line {n}", f"field {column!r} must be an integer, got {row.get(column)!r}"
                 )
             fields[column] = int(row[column])
+        fields_of_rows.append(fields)
+    identities = sorted({fields["identity"] for fields in fields_of_rows})
+    records = []
+    for row, fields in zip(rows, fields_of_rows):
         extra = {"pid": fields["identity"], "camera": fields["camera"], "tracklet_id": Path(row["path"]).stem}
-        records.append(VideoRecord((root / row["path"]).resolve(), fields["identity"], extra=extra))
+        label = identities.index(fields["identity"])
+        records.append(VideoRecord((root / row["path"]).resolve(), label, extra=extra))
     return records
 
 
@@ -598,6 +617,10 @@ class TrackletDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.tracklets.set_epoch(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return self.tracklets.epoch
 
     def error_stats(self) -> dict[str, Any]:
         return self.tracklets.error_stats()
@@ -648,6 +671,11 @@ class PKSampler(Sampler[list[int]]):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    @property
+    def batch_size(self) -> int:
+        """Indices per batch: P·K."""
+        return self.p * self.k
 
     def __len__(self) -> int:
         return len(self.by_identity) // self.p // self.num_replicas

@@ -228,10 +228,8 @@ class ZooDataModule(LightningDataModule):
         raise NotImplementedError(f"{type(self).__name__} has no collate function")
 
     def splits_of(self, stage: str | None) -> tuple[str, ...]:
-        """The splits a Lightning stage needs (None: every split)."""
-        if stage is None:
-            return tuple(dict.fromkeys(s for splits in STAGE_SPLITS.values() for s in splits))
-        return STAGE_SPLITS.get(stage, ())
+        """The splits a Lightning stage needs (None or another stage: every split)."""
+        return STAGE_SPLITS.get(stage, ("train", "val", "test"))
 
     @property
     def classes(self) -> list[str] | None:

@@ -1,7 +1,9 @@
-"""Helpers shared by the tests: a tiny backbone, several gloo ranks on this machine, a tiny run of a recipe."""
+"""Helpers shared by the tests: a tiny backbone, several gloo ranks on this machine, a tiny run of a recipe, tiny
+dataset layouts (MS-TCN feature sequences, image–text pairs)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -9,10 +11,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
+from PIL import Image
 from torch import nn
 
 
@@ -99,3 +103,46 @@ class TinyNet(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.head = nn.Linear(self.num_features, num_classes)
+
+
+ACTIONS = ("SIL", "take_cup", "pour_milk", "stir")
+
+
+def frame_labels(length: int, seed: int) -> list[str]:
+    """Ordered sub-actions in runs: SIL, then three actions, each a random share of the frames."""
+    cuts = np.sort(np.random.default_rng(seed).choice(np.arange(1, length), size=3, replace=False))
+    return [ACTIONS[int(np.searchsorted(cuts, t, side="right"))] for t in range(length)]
+
+
+def features_of(length: int, dim: int, seed: int) -> np.ndarray:
+    """(T, D) features whose column 0 is the frame number (so any reordering shows)."""
+    features = np.random.default_rng(seed).normal(size=(length, dim)).astype(np.float32)
+    features[:, 0] = np.arange(length)
+    return features
+
+
+def make_mstcn(root: Path, lengths: dict[str, int], dim: int = 6) -> Path:
+    """Breakfast / 50 Salads as MS-TCN ships them: features (D, T) .npy, groundTruth/*.txt, mapping.txt."""
+    (root / "features").mkdir(parents=True)
+    (root / "groundTruth").mkdir()
+    (root / "mapping.txt").write_text("".join(f"{i} {a}\n" for i, a in enumerate(ACTIONS)))
+    for k, (name, length) in enumerate(lengths.items()):
+        np.save(root / "features" / f"{name}.npy", features_of(length, dim, k).T)
+        (root / "groundTruth" / f"{name}.txt").write_text("\n".join(frame_labels(length, k)) + "\n")
+    return root
+
+
+def make_image_text(root: Path) -> Path:
+    """Three plain-colour images (20x16) with captions and labels of four classes (`classes.txt`): pairs.jsonl."""
+    root.mkdir(parents=True, exist_ok=True)
+    colours = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
+    for name, rgb in colours.items():
+        Image.new("RGB", (20, 16), rgb).save(root / f"{name}.png")
+    (root / "classes.txt").write_text("sky\ngrass\nwater\nsun\n")
+    items = [
+        {"image": "red.png", "text": "a red sunset", "labels": ["sky", "sun"]},
+        {"image": "green.png", "text": "green grass", "labels": ["grass"]},
+        {"image": "blue.png", "text": "blue water under the sky", "labels": ["water", "sky"]},
+    ]
+    (root / "pairs.jsonl").write_text("".join(json.dumps(item) + "\n" for item in items))
+    return root / "pairs.jsonl"

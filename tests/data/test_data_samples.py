@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import make_image_text
 from PIL import Image
 
 from zoo.data.batch import check_batch
@@ -147,21 +148,6 @@ def test_documents_too_short_for_the_spans_are_left_out_with_a_warning(tmp_path:
 
 # ------------------------------------------------------------------------------------------------------
 # image–text pairs
-
-
-def make_image_text(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    colours = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
-    for name, rgb in colours.items():
-        Image.new("RGB", (20, 16), rgb).save(root / f"{name}.png")
-    (root / "classes.txt").write_text("sky\ngrass\nwater\nsun\n")
-    items = [
-        {"image": "red.png", "text": "a red sunset", "labels": ["sky", "sun"]},
-        {"image": "green.png", "text": "green grass", "labels": ["grass"]},
-        {"image": "blue.png", "text": "blue water under the sky", "labels": ["water", "sky"]},
-    ]
-    (root / "pairs.jsonl").write_text("".join(json.dumps(item) + "\n" for item in items))
-    return root / "pairs.jsonl"
 
 
 def test_image_text_pairs_with_multi_hot_labels(tmp_path: Path):

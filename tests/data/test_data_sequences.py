@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import ACTIONS, features_of, frame_labels, make_mstcn
 
 from zoo.data.batch import check_batch
 from zoo.data.formats import ManifestError
@@ -18,32 +19,6 @@ from zoo.data.sequences import (
     synthmotion_long_videos,
 )
 from zoo.eval.features import extract_sequence_features
-
-ACTIONS = ("SIL", "take_cup", "pour_milk", "stir")
-
-
-def frame_labels(length: int, seed: int) -> list[str]:
-    """Ordered sub-actions in runs: SIL, then three actions, each a random share of the frames."""
-    cuts = np.sort(np.random.default_rng(seed).choice(np.arange(1, length), size=3, replace=False))
-    return [ACTIONS[int(np.searchsorted(cuts, t, side="right"))] for t in range(length)]
-
-
-def features_of(length: int, dim: int, seed: int) -> np.ndarray:
-    """(T, D) features whose column 0 is the frame number (so any reordering shows)."""
-    features = np.random.default_rng(seed).normal(size=(length, dim)).astype(np.float32)
-    features[:, 0] = np.arange(length)
-    return features
-
-
-def make_mstcn(root: Path, lengths: dict[str, int], dim: int = 6) -> Path:
-    """Breakfast / 50 Salads as MS-TCN ships them: features (D, T) .npy, groundTruth/*.txt, mapping.txt."""
-    (root / "features").mkdir(parents=True)
-    (root / "groundTruth").mkdir()
-    (root / "mapping.txt").write_text("".join(f"{i} {a}\n" for i, a in enumerate(ACTIONS)))
-    for k, (name, length) in enumerate(lengths.items()):
-        np.save(root / "features" / f"{name}.npy", features_of(length, dim, k).T)
-        (root / "groundTruth" / f"{name}.txt").write_text("\n".join(frame_labels(length, k)) + "\n")
-    return root
 
 
 def make_cte(

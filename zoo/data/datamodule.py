@@ -7,26 +7,21 @@ Splits: ``train`` draws random clips (``num_views`` > 1: several augmented views
 clips up to ``max_view_distance`` seconds apart); ``val`` takes the centre clip, single view; ``test`` takes
 ``test_clips`` evenly spaced clips x ``test_crops`` (1 or 3) spatial crops.
 
-Seeding and DDP: the train loader uses :class:`EpochSampler`, a ``DistributedSampler`` (so Lightning keeps it
-instead of injecting its own) whose ``set_epoch``, called by Lightning every epoch, also sets the dataset's
-shared epoch. Every random draw of a sample is a function of ``(seed, epoch, index)``; worker processes
-also seed ``random``, ``numpy`` and ``torch`` with ``(seed, epoch, worker id, rank)`` for third-party code.
+Loader options, seeding and DDP come from :class:`~zoo.data.base.ZooDataModule`: every random draw of a
+sample is a function of ``(seed, epoch, index)``, and the train loader's :class:`EpochSampler` shards it over
+ranks and sets the dataset's shared epoch every epoch.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
-from functools import partial
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
-from lightning.pytorch import LightningDataModule
-from lightning.pytorch.utilities import rank_zero_warn
-from torch.utils.data import DataLoader, DistributedSampler, get_worker_info
+from torch.utils.data import DataLoader
 
+from zoo.data.base import EpochSampler, ZooDataModule, seed_worker
 from zoo.data.datasets import AudioConfig, VideoDataset, collate_samples
 from zoo.data.formats import Records, load_records
 from zoo.data.samplers import (
@@ -46,33 +41,7 @@ def keep_uint8(clip: torch.Tensor) -> torch.Tensor:
     return clip
 
 
-class EpochSampler(DistributedSampler):
-    """A ``DistributedSampler`` that also tells the dataset the epoch (shared with its workers)."""
-
-    def __init__(
-        self, dataset: VideoDataset, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0
-    ):
-        super().__init__(
-            dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
-        )
-
-    def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
-        self.dataset.set_epoch(epoch)
-
-
-def seed_worker(worker_id: int, seed: int = 0, rank: int = 0) -> None:
-    """Seed ``random``, ``numpy`` and ``torch`` of a worker from ``(seed, epoch, worker_id, rank)``; one thread."""
-    info = get_worker_info()
-    epoch = info.dataset.epoch if info is not None and hasattr(info.dataset, "epoch") else 0
-    state = np.random.SeedSequence([seed, epoch, worker_id, rank]).generate_state(2, dtype=np.uint32)
-    random.seed(int(state[0]))
-    np.random.seed(int(state[1]))
-    torch.manual_seed(int(state[0]) << 32 | int(state[1]))
-    torch.set_num_threads(1)
-
-
-class VideoDataModule(LightningDataModule):
+class VideoDataModule(ZooDataModule):
     """Clips from manifests (any format of :mod:`zoo.data.formats`), or SynthMotion when none is given.
 
     Args:
@@ -171,15 +140,20 @@ class VideoDataModule(LightningDataModule):
         synth: dict[str, Any] | None = None,
         synth_root: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            persistent_workers=persistent_workers,
+            pin_memory=pin_memory,
+            drop_last=drop_last,
+            seed=seed,
+        )
         self.save_hyperparameters()
         if view_clips not in ("same", "distinct"):
             raise UsageError(f"view_clips must be 'same' or 'distinct', got {view_clips!r}")
         if test_crops not in (1, 3):
             raise UsageError(f"test_crops must be 1 or 3, got {test_crops}")
         for name, value, least in [
-            ("batch_size", batch_size, 1),
-            ("num_workers", num_workers, 0),
             ("num_views", num_views, 1),
             ("test_clips", test_clips, 1),
         ]:
@@ -192,8 +166,6 @@ class VideoDataModule(LightningDataModule):
         self.uses_synth = all(m is None for m in self.manifests.values())
         self._splits = {"train": train_split, "val": val_split, "test": test_split}
         self._records: dict[str, Records] = {}
-        self.datasets: dict[str, VideoDataset] = {}
-        self._device_generator = torch.Generator().manual_seed(seed)
 
     # ---- where the records come from
 
@@ -243,12 +215,6 @@ class VideoDataModule(LightningDataModule):
         stage = next((s for s in ("train", "val", "test") if self.uses_synth or self.manifests[s]), None)
         return None if stage is None else self.records(stage).classes
 
-    @property
-    def num_classes(self) -> int:
-        """Number of classes (0 when the data has none); known without decoding anything."""
-        classes = self.classes
-        return len(classes) if classes else 0
-
     # ---- datasets
 
     def _sampler(self, stage: str):
@@ -294,50 +260,11 @@ class VideoDataModule(LightningDataModule):
             seed=hp.seed,
         )
 
-    def setup(self, stage: str | None = None) -> None:
-        _, rank = self._world()  # device-side draws differ between ranks (distinct negatives across GPUs)
-        self._device_generator.manual_seed(
-            int(np.random.SeedSequence([self.hparams.seed, rank]).generate_state(1)[0])
-        )
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
-        for split in wanted.get(stage, ("train", "val", "test")):
-            if split in self.datasets:
-                continue
-            if self.uses_synth or self.manifests[split] is not None:
-                self.datasets[split] = self.build_dataset(split)
+    def has_split(self, split: str) -> bool:
+        return self.uses_synth or self.manifests[split] is not None
 
-    def _world(self) -> tuple[int, int]:
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            return trainer.world_size, trainer.global_rank
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return torch.distributed.get_world_size(), torch.distributed.get_rank()
-        return 1, 0
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        if split not in self.datasets:
-            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
-        if split not in self.datasets:
-            raise ValueError(f"no {split} data: give {split}_manifest")
-        hp = self.hparams
-        dataset = self.datasets[split]
-        world, rank = self._world()
-        sampler = (
-            EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=hp.seed)
-            if shuffle
-            else None
-        )
-        return DataLoader(
-            dataset,
-            batch_size=hp.batch_size,
-            sampler=sampler,
-            num_workers=hp.num_workers,
-            persistent_workers=hp.persistent_workers and hp.num_workers > 0,
-            pin_memory=hp.pin_memory,
-            drop_last=hp.drop_last if shuffle else False,
-            collate_fn=collate_samples,
-            worker_init_fn=partial(seed_worker, seed=hp.seed, rank=rank),
-        )
+    def collate_fn(self, split: str) -> Callable[[Sequence[dict[str, Any]]], dict[str, Any]]:
+        return collate_samples
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -370,16 +297,3 @@ class VideoDataModule(LightningDataModule):
         trainer = self.trainer
         stage = "train" if trainer is None or trainer.training else "test" if trainer.testing else "val"
         return self.apply_device_transform(batch, stage)
-
-    def error_stats(self) -> dict[str, dict[str, Any]]:
-        """Unreadable-file counts per split (over all workers of this process)."""
-        return {split: dataset.error_stats() for split, dataset in self.datasets.items()}
-
-    def teardown(self, stage: str | None = None) -> None:
-        for split, stats in self.error_stats().items():
-            if stats["bad_records"]:
-                shown = ", ".join(stats["bad_paths"][:5])
-                rank_zero_warn(
-                    f"{split}: skipped {stats['bad_records']} unreadable videos "
-                    f"({stats['bad_fraction']:.1%} of {len(self.datasets[split])}): {shown}"
-                )

@@ -35,6 +35,7 @@ import torch
 from einops import rearrange
 from torch.utils.data import Dataset, Sampler
 
+from zoo.data.base import EpochSeeded
 from zoo.data.datasets import VideoDataset, collate_samples
 from zoo.data.formats import ManifestError, VideoRecord, read_classes
 from zoo.data.transforms import build_transform
@@ -42,7 +43,6 @@ from zoo.errors import UsageError
 
 __all__ = [
     "DocumentDataset",
-    "EpochSeeded",
     "ImageTextDataset",
     "MultipleChoiceQADataset",
     "PKSampler",
@@ -59,33 +59,6 @@ __all__ = [
 ]
 
 Tokenize = Callable[[list[str]], dict[str, torch.Tensor]]
-
-
-class EpochSeeded:
-    """Random draws as a function of ``(seed, epoch, index)``; the epoch is shared with DataLoader workers."""
-
-    def _init_epoch(self, seed: int) -> None:
-        self.seed = int(seed)
-        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-
-    def set_epoch(self, epoch: int) -> None:
-        """Seen by every worker, also persistent ones; changes the random draws of every sample."""
-        self._epoch[0] = int(epoch)
-
-    @property
-    def epoch(self) -> int:
-        return int(self._epoch[0])
-
-    def _seed_sequence(self, index: int) -> np.random.SeedSequence:
-        return np.random.SeedSequence([self.seed, self.epoch, int(index)])
-
-    def rng(self, index: int) -> np.random.Generator:
-        """The generator of sample ``index`` in the current epoch."""
-        return np.random.default_rng(self._seed_sequence(index))
-
-    def legacy_rng(self, index: int) -> np.random.RandomState:
-        """The same, as a legacy ``RandomState``: its draws equal ``np.random.*`` given the same state."""
-        return np.random.RandomState(np.random.MT19937(self._seed_sequence(index)))
 
 
 def _tokens_or_texts(texts: list[str], tokenize: Tokenize | None) -> Any:
@@ -403,6 +376,10 @@ class ImageTextDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.images.set_epoch(epoch)
 
+    @property
+    def epoch(self) -> int:
+        return self.images.epoch
+
     def error_stats(self) -> dict[str, Any]:
         return self.images.error_stats()
 
@@ -507,6 +484,16 @@ class MultipleChoiceQADataset(Dataset):
         if self.videos is not None:
             self.videos.set_epoch(epoch)
 
+    @property
+    def epoch(self) -> int:
+        return 0 if self.videos is None else self.videos.epoch
+
+    def error_stats(self) -> dict[str, Any]:
+        """The clips' unreadable-file counts (:meth:`VideoDataset.error_stats`); zeros for text only."""
+        if self.videos is None:
+            return {"loaded": 0, "failed": 0, "bad_records": 0, "bad_fraction": 0.0, "bad_paths": []}
+        return self.videos.error_stats()
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         index = int(index)
         if self.videos is None:
@@ -555,7 +542,7 @@ def synthmotion_tracklet_records(root: str | os.PathLike, split: str = "train") 
     """SynthMotion's re-ID tracklets of ``split`` (``train``, ``query`` or ``gallery``), one video each.
 
     The manifest's ``identity`` and ``camera`` columns become ``extra["pid"]`` and ``extra["camera"]`` (ints),
-    as :func:`zoo.data.formats.parse_mars` gives them. (SynthMotion numbers identities from 0, which MARS
+    and ``label`` indexes the split's sorted identities, as :func:`zoo.data.formats.parse_mars` gives them. (SynthMotion numbers identities from 0, which MARS
     reserves for distractors: read its manifests, not its ``reid/`` folder with ``parse_mars``.)
     """
     if split not in ("train", "query", "gallery"):
@@ -566,7 +553,7 @@ def synthmotion_tracklet_records(root: str | os.PathLike, split: str = "train") 
         raise FileNotFoundError(f"SynthMotion re-ID manifest {str(manifest)!r} not found")
     with open(manifest, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    records = []
+    fields_of_rows = []
     for n, row in enumerate(rows, 2):
         fields = {}
         for column in ("identity", "camera"):
@@ -575,8 +562,13 @@ def synthmotion_tracklet_records(root: str | os.PathLike, split: str = "train") 
                     manifest, f"line {n}", f"field {column!r} must be an integer, got {row.get(column)!r}"
                 )
             fields[column] = int(row[column])
+        fields_of_rows.append(fields)
+    identities = sorted({fields["identity"] for fields in fields_of_rows})
+    records = []
+    for row, fields in zip(rows, fields_of_rows):
         extra = {"pid": fields["identity"], "camera": fields["camera"], "tracklet_id": Path(row["path"]).stem}
-        records.append(VideoRecord((root / row["path"]).resolve(), fields["identity"], extra=extra))
+        label = identities.index(fields["identity"])
+        records.append(VideoRecord((root / row["path"]).resolve(), label, extra=extra))
     return records
 
 
@@ -625,6 +617,10 @@ class TrackletDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.tracklets.set_epoch(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return self.tracklets.epoch
 
     def error_stats(self) -> dict[str, Any]:
         return self.tracklets.error_stats()
@@ -675,6 +671,11 @@ class PKSampler(Sampler[list[int]]):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    @property
+    def batch_size(self) -> int:
+        """Indices per batch: P·K."""
+        return self.p * self.k
 
     def __len__(self) -> int:
         return len(self.by_identity) // self.p // self.num_replicas

@@ -45,8 +45,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from zoo.data.base import EpochSeeded
 from zoo.data.formats import ManifestError, parse_action_segmentation
-from zoo.data.samples import EpochSeeded
 from zoo.errors import UsageError
 
 __all__ = [

@@ -1,0 +1,688 @@
+"""DataModules of the sample types beyond clips: feature sequences, documents, image–text pairs, QA, tracklets.
+
+Each is built from a recipe by class name, e.g.::
+
+    data:
+      class_path: zoo.data.datamodules.TrackletDataModule
+      init_args: {p: 4, k: 4, num_frames: 8}
+
+and shares :class:`~zoo.data.base.ZooDataModule`'s loader options, ``(seed, epoch, index)`` seeding, sharding
+over ranks and collate-time tokenisation (``tokenizer``, ``max_text_length``). Every batch follows
+:mod:`zoo.data.batch`. Where SynthMotion has the data (QA items, re-ID tracklets) it is the default: leave the
+dataset root out and it is generated at ``prepare_data`` (``synth``: :class:`~zoo.data.synthmotion.SynthMotionConfig`
+fields; ``synth_root``: where).
+
+Feature sequences of SynthMotion's long videos take two steps, since extracting features runs a model and the
+data layer imports none: first :func:`zoo.eval.features.extract_sequence_features` with
+:func:`zoo.data.sequences.synthmotion_long_videos`'s videos, labels and mapping writes the ``"mstcn"`` layout to
+a folder; then :class:`FeatureSequenceDataModule` reads that folder (``root``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+from torch.utils.data import DataLoader
+
+from zoo.data.base import ZooDataModule
+from zoo.data.formats import VideoRecord, parse_mars, parse_tvqa
+from zoo.data.samplers import RandomClipSampler, UniformClipSampler
+from zoo.data.samples import (
+    DocumentDataset,
+    ImageTextDataset,
+    MultipleChoiceQADataset,
+    PKSampler,
+    TrackletDataset,
+    collate_documents,
+    collate_image_text,
+    collate_multiple_choice,
+    collate_tracklets,
+    read_image_text,
+    synthmotion_qa_records,
+    synthmotion_tracklet_records,
+)
+from zoo.data.sequences import FeatureSequenceDataset, collate_sequences
+from zoo.data.text import DEFAULT_MAX_LENGTH
+from zoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+from zoo.errors import UsageError
+
+__all__ = [
+    "DocumentDataModule",
+    "FeatureSequenceDataModule",
+    "ImageTextDataModule",
+    "MultipleChoiceQADataModule",
+    "TrackletDataModule",
+]
+
+Collate = Callable[[Sequence[dict[str, Any]]], dict[str, Any]]
+
+
+def _needs_tokenizer(module: ZooDataModule) -> None:
+    if module.tokenizer is None:
+        raise UsageError(f"{type(module).__name__} needs a tokenizer (e.g. tokenizer: bytes), got None")
+
+
+class _SynthMotionDefault:
+    """SynthMotion as the data of a DataModule given no dataset root: generated once per node."""
+
+    def _init_synth(
+        self, synth: dict[str, Any] | None, synth_root: str | None, needs: dict[str, int]
+    ) -> None:
+        from zoo.data.synthmotion import SynthMotionConfig, default_root
+
+        try:
+            self.synth_config = SynthMotionConfig(**(synth or {}))
+        except (TypeError, ValueError) as err:
+            raise UsageError(f"synth: {err}") from err
+        short = [
+            f"{name} >= {least}" for name, least in needs.items() if getattr(self.synth_config, name) < least
+        ]
+        if short:
+            raise UsageError(f"{type(self).__name__} on SynthMotion needs synth {', '.join(short)}")
+        self.synth_root = Path(synth_root) if synth_root else default_root(self.synth_config)
+
+    def prepare_data(self) -> None:
+        """Generate SynthMotion when no dataset root is given (once per node; idempotent)."""
+        if self.uses_synth:
+            from zoo.data.synthmotion import generate
+
+            generate(self.synth_root, self.synth_config, progress=True)
+
+    def _synth(self) -> Path:
+        """The generated SynthMotion folder (generated now if ``prepare_data`` did not run)."""
+        if not (self.synth_root / "synthmotion.json").is_file():
+            self.prepare_data()
+        return self.synth_root
+
+
+# ------------------------------------------------------------------------------------------------------
+# per-frame feature sequences of long videos
+
+
+class FeatureSequenceDataModule(ZooDataModule):
+    """Per-frame feature sequences with segment labels (:class:`~zoo.data.sequences.FeatureSequenceDataset`).
+
+    Batches: ``features`` (B, T, D) padded, ``mask`` (B, T), ``segments`` (B, T) (-1 on padding),
+    ``frame_indices`` (B, 1, T), ``num_frames``, ``label`` (the activity, -1 when unknown) and ``index`` (B,).
+    Training uses ``mode``; validation and test always take full sequences. ``num_classes`` (segment classes)
+    and ``feature_dim`` are known right after construction, for linking into the model.
+
+    Args:
+        root: the dataset folder (``"mstcn"`` or ``"cte"`` layout; see :mod:`zoo.data.sequences`).
+        layout: ``"mstcn"`` or ``"cte"``; None: detected.
+        train_split: split name of the training videos.
+        val_split: split name of the validation videos (None: no validation).
+        test_split: split name of the test videos (None: no test).
+        fold: the splits' fold.
+        activity: keep the videos of one activity (``"cte"``).
+        feature_dim: the expected D (None: that of the first video).
+        frames_first: whether files store ``(T, D)`` (None: the layout's convention).
+        mode: training sequences, ``"full"`` or ``"sorted"`` (``num_frames`` frames sorted in time, as TOT).
+        num_frames: frames per training video in ``"sorted"`` mode.
+        num_splits: temporal parts of ``"sorted"`` mode.
+        frame_stride: use every ``frame_stride``-th frame.
+        length_tolerance: most frames by which features and labels may differ.
+        mapping_name: the mapping file of the ``"cte"`` layout.
+        batch_size: videos per batch.
+        num_workers: DataLoader worker processes.
+        persistent_workers: keep the workers between epochs.
+        pin_memory: pin batches in page-locked memory.
+        drop_last: drop the last incomplete training batch.
+        seed: seed of the ``"sorted"`` draws.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        layout: Literal["mstcn", "cte"] | None = None,
+        train_split: str = "train",
+        val_split: str | None = None,
+        test_split: str | None = "test",
+        fold: int = 1,
+        activity: str | None = None,
+        feature_dim: int | None = None,
+        frames_first: bool | None = None,
+        mode: Literal["full", "sorted"] = "full",
+        num_frames: int | None = None,
+        num_splits: int = 1,
+        frame_stride: int = 1,
+        length_tolerance: int = 50,
+        mapping_name: str = "mapping.txt",
+        batch_size: int = 1,
+        num_workers: int = 2,
+        persistent_workers: bool = True,
+        pin_memory: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            persistent_workers=persistent_workers,
+            pin_memory=pin_memory,
+            drop_last=drop_last,
+            seed=seed,
+        )
+        self.save_hyperparameters()
+        self.splits = {"train": train_split, "val": val_split, "test": test_split}
+        self._dataset("train")  # checks the arguments and the files now; gives the classes and D
+
+    def has_split(self, split: str) -> bool:
+        return self.splits.get(split) is not None
+
+    def build_dataset(self, split: str) -> FeatureSequenceDataset:
+        hp = self.hparams
+        train = split == "train"
+        return FeatureSequenceDataset(
+            hp.root,
+            hp.layout,
+            self.splits[split],
+            hp.fold,
+            activity=hp.activity,
+            feature_dim=hp.feature_dim if train else self.feature_dim,
+            frames_first=hp.frames_first,
+            mode=hp.mode if train else "full",
+            num_frames=hp.num_frames if train else None,
+            num_splits=hp.num_splits if train else 1,
+            frame_stride=hp.frame_stride,
+            length_tolerance=hp.length_tolerance,
+            mapping_name=hp.mapping_name,
+            seed=self.seed,
+        )
+
+    def collate_fn(self, split: str) -> Collate:
+        return collate_sequences
+
+    @property
+    def classes(self) -> list[str]:
+        """Segment (sub-action) classes; a background class is the last one."""
+        return self.datasets["train"].classes
+
+    @property
+    def feature_dim(self) -> int:
+        """D of the features."""
+        return self.datasets["train"].feature_dim
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+# ------------------------------------------------------------------------------------------------------
+# documents
+
+
+class DocumentDataModule(ZooDataModule):
+    """Documents (text only) with DeCLUTR's anchor and positive spans (:class:`~zoo.data.samples.DocumentDataset`).
+
+    Batches (tokenised at collate time): ``text`` (N, L) the N = B·A anchors, ``caption_to_video`` (N,) the
+    document of each, ``positives`` (N·P, L) anchor-major, ``index`` (B,); with ``num_anchors: null``, ``text``
+    (B, L) whole documents.
+
+    Args:
+        train_file: a text file (one document per line) or a JSONL file (field ``text``).
+        val_file: the same for validation (None: no validation).
+        test_file: the same for test (None: no test).
+        num_anchors: anchors per document (DeCLUTR: 2); None: whole documents.
+        num_positives: positives per anchor (DeCLUTR: 2).
+        max_span_len: longest span in whitespace tokens (DeCLUTR: 512).
+        min_span_len: shortest span in whitespace tokens (DeCLUTR: 32).
+        sampling_strategy: where positives lie: None (anywhere near the anchor), ``"subsuming"`` or ``"adjacent"``.
+        tokenizer: the tokenizer of anchors and positives (:func:`zoo.data.text.build_tokenizer`).
+        max_text_length: most tokens per span, special tokens included.
+        batch_size: documents per batch.
+        num_workers: DataLoader worker processes.
+        persistent_workers: keep the workers between epochs.
+        pin_memory: pin batches in page-locked memory.
+        drop_last: drop the last incomplete training batch.
+        seed: seed of the span draws.
+    """
+
+    def __init__(
+        self,
+        train_file: str,
+        val_file: str | None = None,
+        test_file: str | None = None,
+        num_anchors: int | None = 2,
+        num_positives: int = 2,
+        max_span_len: int = 512,
+        min_span_len: int = 32,
+        sampling_strategy: Literal["subsuming", "adjacent"] | None = None,
+        tokenizer: str | dict[str, Any] = "bytes",
+        max_text_length: int = 512,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        persistent_workers: bool = True,
+        pin_memory: bool = False,
+        drop_last: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            persistent_workers=persistent_workers,
+            pin_memory=pin_memory,
+            drop_last=drop_last,
+            seed=seed,
+            tokenizer=tokenizer,
+            max_text_length=max_text_length,
+        )
+        self.save_hyperparameters()
+        _needs_tokenizer(self)
+        self.files = {"train": train_file, "val": val_file, "test": test_file}
+        self._dataset("train")  # checks the span arguments and reads the documents now
+
+    def has_split(self, split: str) -> bool:
+        return self.files.get(split) is not None
+
+    def build_dataset(self, split: str) -> DocumentDataset:
+        hp = self.hparams
+        return DocumentDataset(
+            self.files[split],
+            num_anchors=hp.num_anchors,
+            num_positives=hp.num_positives,
+            max_span_len=hp.max_span_len,
+            min_span_len=hp.min_span_len,
+            sampling_strategy=hp.sampling_strategy,
+            seed=self.seed,
+        )
+
+    def collate_fn(self, split: str) -> Collate:
+        return partial(collate_documents, tokenize=self.tokenizer)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+# ------------------------------------------------------------------------------------------------------
+# image–text pairs with multi-hot labels
+
+
+class ImageTextDataModule(ZooDataModule):
+    """Image–text pairs with multi-hot labels (:class:`~zoo.data.samples.ImageTextDataset`).
+
+    Batches: ``image`` (B, C, H, W), ``text`` tokens (B, L), ``multilabel`` (B, num_classes), ``index`` (B,).
+    The classes (``classes.txt`` beside the training manifest) are known right after construction.
+
+    Args:
+        train_manifest: JSONL or CSV pairs (:func:`~zoo.data.samples.read_image_text`).
+        val_manifest: the same for validation (None: no validation); same classes.
+        test_manifest: the same for test (None: no test); same classes.
+        size: image side after the transform, pixels.
+        train_transform: training preset of :func:`~zoo.data.transforms.build_transform` (a name or a
+            ``{"name": ..., ...}`` mapping).
+        eval_transform: validation and test preset, in the same form.
+        mean: per-channel normalisation mean.
+        std: per-channel normalisation standard deviation.
+        tokenizer: the tokenizer of the texts (:func:`zoo.data.text.build_tokenizer`).
+        max_text_length: most tokens per text, special tokens included.
+        on_error: ``skip`` an unreadable image (counted, path in the warning) or ``raise``.
+        max_error_fraction: the run stops once more than this fraction of images failed.
+        error_log: a file to which every unreadable image appends one JSON line.
+        batch_size: pairs per batch.
+        num_workers: DataLoader worker processes.
+        persistent_workers: keep the workers between epochs.
+        pin_memory: pin batches in page-locked memory.
+        drop_last: drop the last incomplete training batch.
+        seed: seed of the augmentation randomness.
+    """
+
+    def __init__(
+        self,
+        train_manifest: str,
+        val_manifest: str | None = None,
+        test_manifest: str | None = None,
+        size: int = 224,
+        train_transform: str | dict[str, Any] = "train",
+        eval_transform: str | dict[str, Any] = "eval",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        tokenizer: str | dict[str, Any] = "bytes",
+        max_text_length: int = DEFAULT_MAX_LENGTH,
+        on_error: Literal["skip", "raise"] = "skip",
+        max_error_fraction: float = 0.1,
+        error_log: str | None = None,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        persistent_workers: bool = True,
+        pin_memory: bool = False,
+        drop_last: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            persistent_workers=persistent_workers,
+            pin_memory=pin_memory,
+            drop_last=drop_last,
+            seed=seed,
+            tokenizer=tokenizer,
+            max_text_length=max_text_length,
+        )
+        self.save_hyperparameters()
+        _needs_tokenizer(self)
+        self.manifests = {"train": train_manifest, "val": val_manifest, "test": test_manifest}
+        for split in ("train", "val", "test"):
+            self._transform(split)  # a bad preset is an error now
+        self._pairs = {"train": read_image_text(train_manifest)}
+
+    def _transform(self, split: str):
+        hp = self.hparams
+        preset = hp.train_transform if split == "train" else hp.eval_transform
+        return build_transform(preset, size=hp.size, mean=hp.mean, std=hp.std)
+
+    def has_split(self, split: str) -> bool:
+        return self.manifests.get(split) is not None
+
+    def build_dataset(self, split: str) -> ImageTextDataset:
+        hp = self.hparams
+        records, classes = self._pairs.get(split) or read_image_text(self.manifests[split])
+        if classes != self.classes:
+            raise UsageError(
+                f"{self.manifests[split]}: classes {classes} differ from the training manifest's {self.classes}"
+            )
+        return ImageTextDataset(
+            (records, classes),
+            self._transform(split),
+            seed=self.seed,
+            on_error=hp.on_error,
+            max_error_fraction=hp.max_error_fraction,
+            error_log=hp.error_log,
+        )
+
+    def collate_fn(self, split: str) -> Collate:
+        return partial(collate_image_text, tokenize=self.tokenizer)
+
+    @property
+    def classes(self) -> list[str]:
+        """Label names (``classes.txt`` of the training manifest, else ``"0"``, ``"1"``, ...)."""
+        return self._pairs["train"][1]
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+# ------------------------------------------------------------------------------------------------------
+# multiple-choice QA
+
+
+class MultipleChoiceQADataModule(_SynthMotionDefault, ZooDataModule):
+    """Multiple-choice QA items (:class:`~zoo.data.samples.MultipleChoiceQADataset`): TVQA, or SynthMotion's.
+
+    Batches: ``text`` tokens (B, L) of the questions, ``answers`` tokens (B, A, L) of ``question + separator +
+    answer``, ``answer`` (B,) (-1 where unknown, e.g. TVQA's public test), ``index`` (B,); with ``video``, the
+    clip too (``video`` (B, C, T, H, W), ``frame_indices``).
+
+    Args:
+        root: the TVQA folder (``tvqa_{split}.jsonl``, ``videos/``); None: SynthMotion's ``qa.jsonl``.
+        video_dir: TVQA's video folder when it is not ``root/videos``.
+        train_split: split name of the training items.
+        val_split: split name of the validation items (None: no validation).
+        test_split: split name of the test items (None: no test).
+        video: items carry their clip.
+        num_frames: frames per clip.
+        stride: frames between two sampled frames of a clip.
+        size: clip side after the transform, pixels.
+        separator: between the question and each answer in ``answers``.
+        tokenizer: the tokenizer of questions and answers (:func:`zoo.data.text.build_tokenizer`).
+        max_text_length: most tokens per text, special tokens included.
+        on_error: ``skip`` an unreadable video (counted, path in the warning) or ``raise``.
+        max_error_fraction: the run stops once more than this fraction of videos failed.
+        synth: :class:`~zoo.data.synthmotion.SynthMotionConfig` fields of the generated SynthMotion set.
+        synth_root: where to write SynthMotion (default: :func:`~zoo.data.synthmotion.default_root`).
+        batch_size: items per batch.
+        num_workers: DataLoader worker processes.
+        persistent_workers: keep the workers between epochs.
+        pin_memory: pin batches in page-locked memory.
+        drop_last: drop the last incomplete training batch.
+        seed: seed of the clip sampling and augmentation randomness.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        video_dir: str | None = None,
+        train_split: str = "train",
+        val_split: str | None = "val",
+        test_split: str | None = "test",
+        video: bool = False,
+        num_frames: int = 8,
+        stride: float = 2.0,
+        size: int = 64,
+        separator: str = " ",
+        tokenizer: str | dict[str, Any] = "bytes",
+        max_text_length: int = DEFAULT_MAX_LENGTH,
+        on_error: Literal["skip", "raise"] = "skip",
+        max_error_fraction: float = 0.1,
+        synth: dict[str, Any] | None = None,
+        synth_root: str | None = None,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        persistent_workers: bool = True,
+        pin_memory: bool = False,
+        drop_last: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            persistent_workers=persistent_workers,
+            pin_memory=pin_memory,
+            drop_last=drop_last,
+            seed=seed,
+            tokenizer=tokenizer,
+            max_text_length=max_text_length,
+        )
+        self.save_hyperparameters()
+        _needs_tokenizer(self)
+        self.uses_synth = root is None
+        if self.uses_synth:
+            self._init_synth(synth, synth_root, {"qa_per_clip": 1})
+        self.splits = {"train": train_split, "val": val_split, "test": test_split}
+        for split in ("train", "val", "test"):
+            self._sampler(split)  # a bad clip geometry is an error now
+            self._transform(split)
+
+    def _sampler(self, split: str):
+        hp = self.hparams
+        sampler = RandomClipSampler if split == "train" else UniformClipSampler
+        return sampler(num_frames=hp.num_frames, stride=hp.stride)
+
+    def _transform(self, split: str):
+        return build_transform("train" if split == "train" else "eval", size=self.hparams.size)
+
+    def has_split(self, split: str) -> bool:
+        if self.splits.get(split) is None:
+            return False
+        return not self.uses_synth or getattr(self.synth_config, f"{split}_per_class", 0) > 0
+
+    def records(self, split: str) -> list[VideoRecord]:
+        """The QA items of ``split``."""
+        if self.uses_synth:
+            return synthmotion_qa_records(self._synth(), self.splits[split])
+        return parse_tvqa(Path(self.hparams.root), self.splits[split], self.hparams.video_dir).records
+
+    def build_dataset(self, split: str) -> MultipleChoiceQADataset:
+        hp = self.hparams
+        if not hp.video:
+            return MultipleChoiceQADataset(self.records(split))
+        return MultipleChoiceQADataset(
+            self.records(split),
+            self._sampler(split),
+            self._transform(split),
+            seed=self.seed,
+            on_error=hp.on_error,
+            max_error_fraction=hp.max_error_fraction,
+        )
+
+    def collate_fn(self, split: str) -> Collate:
+        return partial(collate_multiple_choice, tokenize=self.tokenizer, separator=self.hparams.separator)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+# ------------------------------------------------------------------------------------------------------
+# tracklets (video re-identification)
+
+
+class TrackletDataModule(_SynthMotionDefault, ZooDataModule):
+    """Tracklets with identity and camera (:class:`~zoo.data.samples.TrackletDataset`): MARS, or SynthMotion's.
+
+    Training batches hold P identities × K tracklets (:class:`~zoo.data.samples.PKSampler`, split across ranks;
+    Lightning keeps it under DDP whatever ``use_distributed_sampler``, see :mod:`zoo.data.base`). Validation
+    and test are two loaders: ``dataloader_idx`` 0 the query tracklets, 1 the gallery. Batches: ``video``
+    (B, C, T, H, W), ``identity``, ``camera``, ``label`` (the identity's index among the split's identities),
+    ``index`` (B,), ``frame_indices`` (B, 1, T).
+
+    Args:
+        root: the MARS folder (``bbox_train``, ``bbox_test``; see :func:`~zoo.data.formats.parse_mars`); None:
+            SynthMotion's re-ID tracklets.
+        fps: frame rate of MARS's frame folders.
+        p: identities per training batch.
+        k: tracklets per identity in a training batch.
+        num_frames: frames per tracklet clip (a shorter tracklet loops).
+        stride: frames between two sampled frames.
+        size: clip side after the transform, pixels.
+        train_transform: training preset of :func:`~zoo.data.transforms.build_transform` (a name or a
+            ``{"name": ..., ...}`` mapping).
+        eval_transform: query and gallery preset, in the same form.
+        on_error: ``skip`` an unreadable tracklet (counted, path in the warning) or ``raise``.
+        max_error_fraction: the run stops once more than this fraction of tracklets failed.
+        error_log: a file to which every unreadable tracklet appends one JSON line.
+        synth: :class:`~zoo.data.synthmotion.SynthMotionConfig` fields of the generated SynthMotion set.
+        synth_root: where to write SynthMotion (default: :func:`~zoo.data.synthmotion.default_root`).
+        batch_size: tracklets per query or gallery batch (training batches are P·K).
+        num_workers: DataLoader worker processes.
+        persistent_workers: keep the workers between epochs.
+        pin_memory: pin batches in page-locked memory.
+        seed: seed of the PK batches, clip sampling and augmentation.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        fps: float = 25.0,
+        p: int = 4,
+        k: int = 4,
+        num_frames: int = 8,
+        stride: float = 1.0,
+        size: int = 64,
+        train_transform: str | dict[str, Any] = "train",
+        eval_transform: str | dict[str, Any] = "eval",
+        on_error: Literal["skip", "raise"] = "skip",
+        max_error_fraction: float = 0.1,
+        error_log: str | None = None,
+        synth: dict[str, Any] | None = None,
+        synth_root: str | None = None,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        persistent_workers: bool = True,
+        pin_memory: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            persistent_workers=persistent_workers,
+            pin_memory=pin_memory,
+            drop_last=False,
+            seed=seed,
+        )
+        self.save_hyperparameters()
+        for name, value in (("p", p), ("k", k)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"{name} must be an integer >= 1, got {value!r}")
+        self.uses_synth = root is None
+        if self.uses_synth:
+            self._init_synth(synth, synth_root, {"reid_identities": 2})
+        for split in ("train", "query"):
+            self._sampler(split)  # a bad clip geometry or preset is an error now
+            self._transform(split)
+
+    def _sampler(self, split: str):
+        hp = self.hparams
+        sampler = RandomClipSampler if split == "train" else UniformClipSampler
+        return sampler(num_frames=hp.num_frames, stride=hp.stride, short_video="loop")
+
+    def _transform(self, split: str):
+        hp = self.hparams
+        return build_transform(hp.train_transform if split == "train" else hp.eval_transform, size=hp.size)
+
+    def splits_of(self, stage: str | None) -> tuple[str, ...]:
+        return {"validate": ("query", "gallery"), "test": ("query", "gallery")}.get(
+            stage, ("train", "query", "gallery")
+        )
+
+    def has_split(self, split: str) -> bool:
+        return split in ("train", "query", "gallery")
+
+    def records(self, split: str) -> list[VideoRecord]:
+        """The tracklets of ``split`` (``train``, ``query`` or ``gallery``)."""
+        if self.uses_synth:
+            return synthmotion_tracklet_records(self._synth(), split)
+        return parse_mars(Path(self.hparams.root), split, self.hparams.fps).records
+
+    def build_dataset(self, split: str) -> TrackletDataset:
+        hp = self.hparams
+        return TrackletDataset(
+            self.records(split),
+            self._sampler(split),
+            self._transform(split),
+            seed=self.seed,
+            on_error=hp.on_error,
+            max_error_fraction=hp.max_error_fraction,
+            error_log=hp.error_log,
+        )
+
+    def collate_fn(self, split: str) -> Collate:
+        return collate_tracklets
+
+    @property
+    def classes(self) -> list[str]:
+        """The training identities (as text), one class each for an identity classifier."""
+        if self.uses_synth and "train" not in self.datasets:
+            return [str(i) for i in range(self.synth_config.reid_identities // 2)]  # the first half trains
+        return [str(i) for i in sorted(set(self._train().identities))]
+
+    def _train(self) -> TrackletDataset:
+        return self._dataset("train")
+
+    def train_dataloader(self) -> DataLoader:
+        world, rank = self._world()
+        batches = PKSampler(
+            self._train().identities, self.hparams.p, self.hparams.k, self.seed, num_replicas=world, rank=rank
+        )
+        return self._loader("train", shuffle=True, batch_sampler=batches)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return [self._loader("query", shuffle=False), self._loader("gallery", shuffle=False)]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return self.val_dataloader()

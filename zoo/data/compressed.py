@@ -20,14 +20,20 @@ Motion-vector convention (what :func:`read_motion_vectors` returns):
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import av
 import numpy as np
 import torch
 
-from zoo.data.video import PyAVFrameIterator, RGBConverter, VideoDecodeError, _open_container, probe
+from zoo.data.video import (
+    PyAVFrameIterator,
+    RGBConverter,
+    VideoDecodeError,
+    VideoSource,
+    _open_container,
+    as_source,
+    probe,
+)
 
 
 def _rasterise(
@@ -70,7 +76,7 @@ def _rasterise(
 
 
 def read_motion_vectors(
-    path: str | os.PathLike,
+    path: VideoSource,
     indices: list[int] | None = None,
     block: int = 8,
     size: tuple[int, int] | None = None,
@@ -109,13 +115,13 @@ def read_motion_vectors(
     return (*result, torch.from_numpy(has_motion[inverse])) if return_has_motion else result
 
 
-def keyframe_indices(path: str | os.PathLike) -> list[int]:
+def keyframe_indices(path: VideoSource) -> list[int]:
     """Indices of the keyframes (I/IDR frames), from the packet scan alone (nothing is decoded)."""
     return probe(path).keyframes.tolist()
 
 
 def read_keyframes(
-    path: str | os.PathLike, size: tuple[int, int] | None = None
+    path: VideoSource, size: tuple[int, int] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """All keyframes as uint8 ``(K, H, W, 3)`` RGB and their frame indices ``(K,)``.
 
@@ -124,7 +130,7 @@ def read_keyframes(
     index = probe(path)
     to_rgb = RGBConverter(size)
     frames, found = [], []
-    container = _open_container(Path(path))
+    container = _open_container(as_source(path))
     try:
         stream = container.streams.video[0]
         stream.codec_context.skip_frame = "NONKEY"

@@ -53,13 +53,18 @@ def test_batches_have_the_right_keys_and_shapes(synth_root):
     assert batch["video_views"].shape == (4, 2, 3, 4, 16, 16)
     assert batch["label"].dtype == torch.int64 and batch["label"].shape == (4,)
     assert batch["index"].shape == (4,) and batch["frame_indices"].shape == (4, 1, 4)
-    assert batch["audio"].shape[:3] == (4, 1, 80) and batch["audio_mask"].shape[0] == 4
-    assert len(batch["text"]) == 4 and all(isinstance(t, str) and t for t in batch["text"])
+    assert "audio" not in batch  # a spectrogram per view
+    assert batch["audio_views"].shape == (4, 2, 1, 80, 201) and batch["audio_views_mask"].shape == (4, 2, 201)
+    assert batch["text"]["input_ids"].shape[0] == 4 and batch["text"]["input_ids"].dtype == torch.int64
     val = next(iter(module.val_dataloader()))
-    assert val["video"].shape == (4, 3, 4, 16, 16)
+    assert val["video"].shape == (4, 3, 4, 16, 16) and val["audio"].shape == (4, 1, 80, 201)
     module.setup("test")
     test = next(iter(module.test_dataloader()))
     assert test["video_views"].shape == (4, 6, 3, 4, 16, 16)  # 2 clips x 3 crops
+    assert test["audio_views"].shape == (4, 6, 1, 80, 201)
+    torch.testing.assert_close(
+        test["audio_views"][:, 0], test["audio_views"][:, 2]
+    )  # crops share a clip's sound
     assert len(module.datasets["val"]) == 6 and len(module.datasets["train"]) == 12
 
 

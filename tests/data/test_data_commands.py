@@ -111,3 +111,43 @@ def test_bad_arguments_exit_through_argparse(manifest):
         _run("check", str(manifest / "good.csv"), "--format", "nope")
     with pytest.raises(SystemExit):
         _run("explode")
+
+
+def test_tokenizer_trains_on_caption_files_of_chosen_languages(tmp_path, capsys):
+    from zoo.data.text import build_tokenizer
+
+    captions = [
+        {"video_id": f"v{i}", "caption": text, "lang": lang}
+        for i in range(20)
+        for lang, text in [("en", f"a red circle slides left {i}"), ("de", f"ein roter Kreis gleitet {i}")]
+    ]
+    (tmp_path / "captions.json").write_text(json.dumps(captions))
+    (tmp_path / "more.txt").write_text("ein blaues Quadrat springt\n\n")
+    out = tmp_path / "tok"
+    assert _run("tokenizer", str(out), str(tmp_path / "captions.json"), str(tmp_path / "more.txt"),
+                "--languages", "de", "--vocab-size", "300") == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert (
+        "21 captions" in printed and str(out / "tokenizer.json") in printed
+    )  # 20 German lines + the .txt line
+    tokenizer = build_tokenizer(str(out), max_length=16)
+    ids = tokenizer(["ein roter Kreis"])["input_ids"]
+    assert ids.shape[0] == 1 and ids.shape[1] <= 16 and tokenizer.decode(ids[0]).strip() == "ein roter Kreis"
+
+
+def test_tokenizer_reads_synthmotion_captions(tmp_path, monkeypatch, capsys):
+    from zoo.data import synthmotion
+
+    root = tmp_path / "synth"
+    root.mkdir()
+    (root / "captions.json").write_text(json.dumps([{"video_id": "a", "caption": "a square", "lang": "en"}]))
+    monkeypatch.setattr(synthmotion, "ensure", lambda config: root)  # the default set takes minutes to make
+    assert _run("tokenizer", str(tmp_path / "tok.json"), "--synth", "--vocab-size", "280") == 0
+    assert (tmp_path / "tok.json").is_file() and "1 captions" in capsys.readouterr().out
+
+
+def test_tokenizer_needs_some_text(tmp_path):
+    from zoo.errors import UsageError
+
+    with pytest.raises(UsageError, match="FILES"):
+        _run("tokenizer", str(tmp_path / "tok"))

@@ -53,13 +53,18 @@ def test_batches_have_the_right_keys_and_shapes(synth_root):
     assert batch["video_views"].shape == (4, 2, 3, 4, 16, 16)
     assert batch["label"].dtype == torch.int64 and batch["label"].shape == (4,)
     assert batch["index"].shape == (4,) and batch["frame_indices"].shape == (4, 1, 4)
-    assert batch["audio"].shape[:3] == (4, 1, 80) and batch["audio_mask"].shape[0] == 4
-    assert len(batch["text"]) == 4 and all(isinstance(t, str) and t for t in batch["text"])
+    assert "audio" not in batch  # a spectrogram per view
+    assert batch["audio_views"].shape == (4, 2, 1, 80, 201) and batch["audio_views_mask"].shape == (4, 2, 201)
+    assert batch["text"]["input_ids"].shape[0] == 4 and batch["text"]["input_ids"].dtype == torch.int64
     val = next(iter(module.val_dataloader()))
-    assert val["video"].shape == (4, 3, 4, 16, 16)
+    assert val["video"].shape == (4, 3, 4, 16, 16) and val["audio"].shape == (4, 1, 80, 201)
     module.setup("test")
     test = next(iter(module.test_dataloader()))
     assert test["video_views"].shape == (4, 6, 3, 4, 16, 16)  # 2 clips x 3 crops
+    assert test["audio_views"].shape == (4, 6, 1, 80, 201)
+    torch.testing.assert_close(
+        test["audio_views"][:, 0], test["audio_views"][:, 2]
+    )  # crops share a clip's sound
     assert len(module.datasets["val"]) == 6 and len(module.datasets["train"]) == 12
 
 
@@ -222,6 +227,52 @@ def test_bad_arguments_are_usage_errors_at_construction(field, value, message):
         VideoDataModule(**{field: value})
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (dict(audio_front_end={"hop": 0}), r"^audio_front_end: AudioFrontEnd.hop must be positive; got 0$"),
+        (
+            dict(audio_front_end={"hops": 160}),
+            r"^audio_front_end: unknown field 'hops'; AudioFrontEnd has kind,",
+        ),
+        (dict(audio_window={"align": "middle"}), r"^audio_window: AudioWindow.align must be"),
+        (dict(audio_augment=3), r"^audio_augment must be a AudioAugment or a mapping of its fields, got 3$"),
+        (dict(audio_preset="nope"), r"unknown audio preset 'nope'"),
+        (dict(n_mels=0), r"^n_mels: AudioFrontEnd.n_filters must be positive; got 0$"),
+    ],
+)
+def test_a_misconfigured_audio_front_end_names_the_field(arguments, message):
+    with pytest.raises(UsageError, match=message):
+        VideoDataModule(audio=True, **arguments)
+
+
+def test_a_tokenizer_that_cannot_be_found_fails_at_construction(tmp_path, monkeypatch):
+    from zoo.data.text import TokenizerNotFoundError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    for missing in (str(tmp_path / "absent" / "tokenizer.json"), "some-org/not-cached-tokenizer"):
+        with pytest.raises(TokenizerNotFoundError) as info:
+            VideoDataModule(text=True, tokenizer=missing)  # before any data is read or worker started
+        assert "\n" not in str(info.value) and "tokenizer" in str(info.value)
+    assert VideoDataModule(text=False, tokenizer="some-org/not-cached-tokenizer").tokenizer is None
+
+
+def test_synthmotion_records_carry_captions_per_language(tmp_path):
+    from zoo.data.synthmotion import SynthMotionConfig, generate
+
+    synth = {**SYNTH, "num_classes": 1, "train_per_class": 2, "val_per_class": 1, "test_per_class": 1}
+    synth.update(languages=("en", "fr"), captions_per_language=2)
+    root = generate(tmp_path / "synth", SynthMotionConfig(**synth), progress=False, workers=1)
+    module = _module(root, synth=synth, text=True, captions_per_video=4, languages=["en", "fr"], batch_size=2)
+    record = module.records("train").records[0]
+    assert sorted(record.extra["captions"]) == ["en", "fr"]
+    assert all(len(texts) == 2 for texts in record.extra["captions"].values())
+    batch = next(iter(module.train_dataloader()))
+    assert batch["text"]["input_ids"].shape[:2] == (2, 4)
+    assert sorted(batch["text_language"][0].tolist()) == [0, 0, 1, 1]  # both captions of both languages
+
+
 @pytest.mark.parametrize(("field", "value"), [("batch_size", 0), ("num_frames", 0), ("num_workers", -1)])
 def test_zoo_fit_with_a_bad_data_argument_is_one_line(tmp_path, tiny_synth_data, capsys, field, value):
     from zoo.cli import main
@@ -250,3 +301,15 @@ def test_generic_manifest_and_errors(synth_root):
         module.val_dataloader()
     with pytest.raises(ValueError, match="view_clips"):
         VideoDataModule(view_clips="both")
+
+
+def test_audio_preset_augments_the_training_split_only(synth_root):
+    from zoo.data.audio_transforms import AudioWindow, audio_preset
+
+    module = _module(synth_root, audio=True, audio_preset="gdt", audio_window={"seconds": 0.5})
+    module.setup("fit")
+    front_end, _, augment = audio_preset("gdt")
+    train, val = module.datasets["train"], module.datasets["val"]
+    assert train.audio_front_end == front_end == val.audio_front_end
+    assert train.audio_window == val.audio_window == AudioWindow(seconds=0.5)  # the explicit field wins
+    assert train.audio_augment == augment and val.audio_augment is None

@@ -174,7 +174,7 @@ def test_text_and_extras(media):
     ]
     dataset = VideoDataset(records, UniformClipSampler(num_frames=4, stride=5), text=True, extras=["pid"])
     texts = set()
-    for epoch in range(12):
+    for epoch in range(40):
         dataset.set_epoch(epoch)
         texts.add(dataset[0]["text"])
     assert texts == {"one", "two", "three"}

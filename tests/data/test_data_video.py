@@ -5,6 +5,8 @@ decode order), open GOPs (leading frames), AVI with a keyframe in every packet (
 MPEG-4 Part 2 in AVI, MPEG-TS; decord is checked to hand such files to PyAV.
 """
 
+import io
+import re
 import sys
 from pathlib import Path
 
@@ -454,3 +456,34 @@ def test_content_decides_the_container_not_the_extension(videos, tmp_path):
     renamed.write_bytes(videos["short_gop"].read_bytes())
     with VideoReader(renamed) as reader:
         assert [decode_index(f) for f in reader.get_frames([1, 50])] == [1, 50]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("video", ["long_gop", "mkv", "avi", "raw_h264"])
+@pytest.mark.parametrize("kind", ["bytes", "bytesio", "file"])
+def test_file_like_input_gives_the_frames_of_the_path(videos, backend, video, kind):
+    _backend_or_skip(backend)
+    path = videos[video]
+    indices = _patterns(np.random.default_rng(1))["reversed_with_repeats"]
+    with VideoReader(path, backend=backend) as reader:
+        expected, expected_backend = reader.get_frames(indices), reader.backend
+    with open(path, "rb") as file:
+        source = {"bytes": path.read_bytes(), "bytesio": io.BytesIO(path.read_bytes()), "file": file}[kind]
+        with VideoReader(source, backend=backend) as reader:
+            assert reader.backend == expected_backend  # the same exactness rules as for the path
+            assert reader.metadata.num_frames == NUM_FRAMES
+            frames = reader.get_frames(indices)
+            assert np.array_equal(reader.frame_times(), probe(path).frame_times())
+    assert torch.equal(frames, expected)
+    assert [decode_index(f) for f in frames] == indices
+
+
+def test_file_like_input_errors_name_the_source(videos):
+    with pytest.raises(VideoDecodeError, match="empty file"):
+        VideoReader(b"")
+    garbage = io.BytesIO(b"not a video at all" * 100)
+    garbage.name = "shard-0001.tar/clip.mp4"
+    with pytest.raises(VideoDecodeError, match=re.escape("shard-0001.tar/clip.mp4")):
+        VideoReader(garbage)
+    with open(videos["long_gop"], encoding="latin-1") as text_file, pytest.raises(TypeError, match="binary"):
+        VideoReader(text_file)

@@ -31,7 +31,7 @@ def test_extract_average_views_and_cache(tmp_path):
     assert torch.equal(extract_features(encoder, [], cache=cache, progress=False).features, fs.features)
 
     views = torch.stack([clips, clips.flip(-1)], 1)  # (B, 2, C, T, H, W)
-    fv = extract_features(encoder, [{"video": views, "label": torch.zeros(6)}], progress=False)
+    fv = extract_features(encoder, [{"video_views": views, "label": torch.zeros(6)}], progress=False)
     with torch.no_grad():
         flipped = encoder.forward_head(encoder.forward_features(clips.flip(-1)), pre_logits=True)
     assert torch.allclose(fv.features, (expected + flipped) / 2, atol=1e-5)

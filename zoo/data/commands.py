@@ -1,8 +1,10 @@
-"""``zoo data``: generate SynthMotion, check that every video of a manifest decodes, summarise a manifest.
+"""``zoo data``: generate SynthMotion, check that every video of a manifest decodes, summarise a manifest,
+train a caption tokenizer offline.
 
 zoo data synth OUT --seed 0 [--size 64 --frames 32 --classes 8 --scene-bias 0.8 ...]
 zoo data check MANIFEST [--format generic --split train --backend pyav --workers 2]
 zoo data info MANIFEST [--format generic --split train --probe 5]
+zoo data tokenizer OUT [FILES...] [--synth] [--vocab-size 8000] [--kind bpe] [--languages en,de]
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def _add_manifest_args(parser: argparse.ArgumentParser) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the ``synth``, ``check`` and ``info`` subcommands to the ``zoo data`` parser."""
+    """Add the ``synth``, ``check``, ``info`` and ``tokenizer`` subcommands to the ``zoo data`` parser."""
     sub = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
     p = sub.add_parser("synth", help="generate SynthMotion (real H.264 videos where motion is the class)")
@@ -62,6 +64,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--probe", type=int, default=0, help="also read the metadata of the first N videos")
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("tokenizer", help="train a caption tokenizer on local text (tokenizer.json, offline)")
+    p.add_argument("out", help="the tokenizer.json to write, or a folder to write it into")
+    p.add_argument("files", nargs="*", help="caption files: .txt (a text a line), .csv, .json, .jsonl")
+    p.add_argument("--synth", action="store_true", help="also the captions of the default SynthMotion")
+    p.add_argument("--vocab-size", type=int, default=8000, help="vocabulary size, special tokens included")
+    p.add_argument("--kind", default="bpe", choices=["bpe", "wordpiece", "unigram"])
+    p.add_argument("--languages", default=None, help="keep captions of these languages, e.g. en,de")
+    p.set_defaults(func=cmd_tokenizer)
+
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from zoo.data.synthmotion import SynthMotionConfig, generate
@@ -84,6 +95,33 @@ def cmd_synth(args: argparse.Namespace) -> int:
     )
     out = generate(args.out, config, progress=True, workers=args.workers)
     print(f"SynthMotion written to {out}")
+    return 0
+
+
+def cmd_tokenizer(args: argparse.Namespace) -> int:
+    from zoo.data.text import read_caption_texts, train_tokenizer
+    from zoo.errors import UsageError
+
+    languages = (
+        [code.strip() for code in args.languages.split(",") if code.strip()] if args.languages else None
+    )
+    files = [Path(f) for f in args.files]
+    if args.synth:
+        from zoo.data import synthmotion
+
+        files.append(synthmotion.ensure(synthmotion.SynthMotionConfig()) / "captions.json")
+    if not files:
+        raise UsageError("zoo data tokenizer needs caption FILES, --synth, or both")
+    texts = []
+    for file in files:
+        texts += read_caption_texts(file, languages)
+    if not texts:
+        raise UsageError(
+            f"no caption text in {', '.join(map(str, files))}"
+            + (f" in {args.languages}" if languages else "")
+        )
+    path = train_tokenizer(texts, args.out, args.vocab_size, args.kind)
+    print(f"tokenizer trained on {len(texts)} captions written to {path}")
     return 0
 
 

@@ -15,19 +15,39 @@ Motion-vector convention (what :func:`read_motion_vectors` returns):
   per-frame motion;
 * frames without vectors (I-frames, all-intra frames) are zeros, with ``has_motion`` False; cells without a
   vector (intra blocks) are zeros.
+
+:func:`replay_geometry` gives a motion-vector clip the crop, resize and flip that a clip's transform drew,
+so that its cells line up with the clip's pixels (and with its keyframe, which goes through the same
+transform).
 """
 
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import av
 import numpy as np
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 
-from zoo.data.video import PyAVFrameIterator, RGBConverter, VideoDecodeError, _open_container, probe
+from zoo.data.transforms import (
+    CenterCrop,
+    Compose,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    ShortSideScale,
+    VideoTransform,
+)
+from zoo.data.video import (
+    PyAVFrameIterator,
+    RGBConverter,
+    VideoDecodeError,
+    VideoSource,
+    _open_container,
+    as_source,
+    probe,
+)
 
 
 def _rasterise(
@@ -70,7 +90,7 @@ def _rasterise(
 
 
 def read_motion_vectors(
-    path: str | os.PathLike,
+    path: VideoSource,
     indices: list[int] | None = None,
     block: int = 8,
     size: tuple[int, int] | None = None,
@@ -109,13 +129,13 @@ def read_motion_vectors(
     return (*result, torch.from_numpy(has_motion[inverse])) if return_has_motion else result
 
 
-def keyframe_indices(path: str | os.PathLike) -> list[int]:
+def keyframe_indices(path: VideoSource) -> list[int]:
     """Indices of the keyframes (I/IDR frames), from the packet scan alone (nothing is decoded)."""
     return probe(path).keyframes.tolist()
 
 
 def read_keyframes(
-    path: str | os.PathLike, size: tuple[int, int] | None = None
+    path: VideoSource, size: tuple[int, int] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """All keyframes as uint8 ``(K, H, W, 3)`` RGB and their frame indices ``(K,)``.
 
@@ -124,7 +144,7 @@ def read_keyframes(
     index = probe(path)
     to_rgb = RGBConverter(size)
     frames, found = [], []
-    container = _open_container(Path(path))
+    container = _open_container(as_source(path))
     try:
         stream = container.streams.video[0]
         stream.codec_context.skip_frame = "NONKEY"
@@ -143,3 +163,57 @@ def read_keyframes(
     if not frames:
         raise VideoDecodeError(path, "no keyframe could be decoded")
     return torch.from_numpy(np.stack(frames)), torch.tensor(found, dtype=torch.int64)
+
+
+_GEOMETRIC = (RandomResizedCrop, ShortSideScale, CenterCrop, RandomHorizontalFlip)
+
+
+def replay_geometry(
+    transform: VideoTransform,
+    params: list | dict,
+    field: torch.Tensor,
+    block: int,
+    frame_size: tuple[int, int],
+) -> torch.Tensor:
+    """A motion-vector clip cropped, resized and flipped as a clip's transform did it.
+
+    The field is spread to the clip's pixels (each cell over its ``block x block`` pixels), goes through the
+    geometric steps of ``transform`` with the clip's ``params`` (crops, resizes, flips; colour steps do not
+    apply), and is pooled back to cells. Vectors follow the geometry: a flip negates ``dx``, a resize scales
+    each component by its factor.
+
+    Args:
+        transform: the clip's transform (a :class:`~zoo.data.transforms.Compose` or one step).
+        params: what ``transform.forward_with_params`` returned for the clip (a single clip, no views).
+        field: ``(2, T, ceil(H / block), ceil(W / block))`` motion vectors ``(dx, dy)``.
+        block: cell side in pixels.
+        frame_size: ``(H, W)`` of the frames the clip was decoded at.
+
+    Returns:
+        ``(2, T, ceil(h / block), ceil(w / block))`` for the transformed clip's ``(h, w)``.
+    """
+    height, width = frame_size
+    dense = field.repeat_interleave(block, -2).repeat_interleave(block, -1)[..., :height, :width]
+    steps, step_params = (
+        (list(transform.transforms), list(params))
+        if isinstance(transform, Compose)
+        else ([transform], [params])
+    )
+    for step, p in zip(steps, step_params, strict=True):
+        if not isinstance(step, _GEOMETRIC):
+            continue
+        before = dense.shape[-2:]
+        dense = step.replay(dense, p)
+        if isinstance(step, RandomHorizontalFlip):
+            if bool(p["flip"]):
+                dense = torch.cat([-dense[:1], dense[1:]])
+            continue
+        if isinstance(step, RandomResizedCrop):
+            _, _, crop_h, crop_w = (int(v) for v in p["box"].reshape(-1))
+            before = (crop_h, crop_w)
+        if not isinstance(step, CenterCrop):  # a resize: displacements scale with the content
+            scale = torch.tensor([dense.shape[-1] / before[1], dense.shape[-2] / before[0]])
+            dense = dense * scale.view(2, 1, 1, 1).to(dense)
+    cells = (math.ceil(dense.shape[-2] / block), math.ceil(dense.shape[-1] / block))
+    pooled = F.adaptive_avg_pool2d(rearrange(dense, "m t h w -> (m t) h w"), cells)
+    return rearrange(pooled, "(m t) h w -> m t h w", m=2)

@@ -3,6 +3,13 @@
 Built by name from the Lightning CLI (``--data VideoDataModule --data.train_manifest train.csv ...``); its
 ``num_classes`` is available right after construction, for ``parser.link_arguments("data.num_classes", ...)``.
 
+Every batch follows :mod:`zoo.data.batch` (checked by ``check_batch``): the keys and their layouts are
+declared by the samplers and transforms (clips, views, crops), not inferred. Optional parts, each switched
+on by an argument a YAML recipe can set: per-view audio (``audio`` with a front-end, window and training
+augmentation, or an ``audio_preset``), captions tokenised at collate time (``text`` with a ``tokenizer``,
+several captions per video, several languages), and the compressed domain (``motion_vectors``, ``keyframe``,
+sharing the clip's crop and flip).
+
 Splits: ``train`` draws random clips (``num_views`` > 1: several augmented views of the same clip, or of
 clips up to ``max_view_distance`` seconds apart); ``val`` takes the centre clip, single view; ``test`` takes
 ``test_clips`` evenly spaced clips x ``test_crops`` (1 or 3) spatial crops.
@@ -14,15 +21,18 @@ ranks and sets the dataset's shared epoch every epoch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from einops import rearrange, repeat
 from torch.utils.data import DataLoader
 
+from zoo.data.audio_transforms import AudioAugment, AudioConfigError, AudioFrontEnd, AudioWindow, audio_preset
 from zoo.data.base import EpochSampler, ZooDataModule, seed_worker
-from zoo.data.datasets import AudioConfig, VideoDataset, collate_samples
+from zoo.data.datasets import DEFAULT_AUDIO_WINDOW, VideoDataset, collate_samples
 from zoo.data.formats import Records, load_records
 from zoo.data.samplers import (
     MultiClipViewsSampler,
@@ -30,6 +40,7 @@ from zoo.data.samplers import (
     RandomClipSampler,
     UniformClipSampler,
 )
+from zoo.data.text_collate import CaptionCollate, CaptionCount
 from zoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from zoo.errors import UsageError
 
@@ -70,10 +81,36 @@ class VideoDataModule(ZooDataModule):
         train_transform: training preset of :func:`build_transform` (a name or a
             ``{"name": ..., ...}`` mapping).
         eval_transform: validation and test preset, in the same form.
-        audio: samples carry the clip-aligned log-mel audio (:class:`~zoo.data.datasets.VideoDataset`).
-        audio_seconds: length of the audio window around the clip.
-        n_mels: mel bands of the audio spectrogram.
-        text: samples carry their caption text.
+        audio: batches carry a spectrogram per video view, aligned to its clip (``audio`` + ``audio_mask``,
+            or ``audio_views`` + ``audio_views_mask`` with several views).
+        audio_seconds: length of the audio window around each clip (default front-end and window only).
+        n_mels: mel bands of the default front-end.
+        audio_preset: ``"gdt"``, ``"stica"`` or ``"selavi"``: the front-end, window and augmentation of that
+            method (:func:`~zoo.data.audio_transforms.audio_preset`); the three arguments below override it.
+        audio_front_end: the features, an :class:`~zoo.data.audio_transforms.AudioFrontEnd` (or its fields).
+        audio_window: where each view's audio lies, an :class:`~zoo.data.audio_transforms.AudioWindow`.
+        audio_augment: audio augmentation of the training split, an
+            :class:`~zoo.data.audio_transforms.AudioAugment`.
+        text: batches carry their captions, tokenised at collate time (``text``; see
+            :mod:`zoo.data.text_collate` for the layouts).
+        tokenizer: ``"bytes"``, a ``tokenizer.json`` (``zoo data tokenizer``), a ``transformers`` folder or a
+            cached Hub id (:func:`~zoo.data.text.build_tokenizer`); built at construction.
+        max_text_length: most tokens per caption.
+        captions_per_video: captions per training sample: an integer K (``(B, K, L)`` for K > 1) or
+            ``"all"`` (``(N, L)`` with ``caption_to_video``).
+        eval_captions_per_video: the same for validation and test (None: ``captions_per_video``; ``"all"``
+            for retrieval).
+        languages: keep captions in these languages (records need captions by language), in this order;
+            batches then carry ``text_language``.
+        motion_vectors: batches carry ``motion_vectors`` ``(B, 2, T', H', W')`` (H.264 videos, one clip per
+            sample), cropped and flipped with the clip.
+        motion_block: motion-vector cell side in pixels (4 or 8).
+        motion_offset: None: motion vectors of the clip's frames; else of ``motion_frames`` frames starting
+            this many frames after the clip (CMD: 2).
+        motion_frames: frames of that window (None: ``num_frames``).
+        keyframe: batches carry ``keyframe`` ``(B, C, H, W)``, the I-frame nearest to the clip, transformed
+            with it.
+        keyframe_reach: > 0: for training, a random I-frame within this many frames of the clip.
         labels: samples carry their class label.
         extras: further record fields to carry into the batch.
         batch_size: samples per batch.
@@ -122,7 +159,22 @@ class VideoDataModule(ZooDataModule):
         audio: bool = False,
         audio_seconds: float = 2.0,
         n_mels: int = 80,
+        audio_preset: Literal["gdt", "stica", "selavi"] | None = None,
+        audio_front_end: AudioFrontEnd | None = None,
+        audio_window: AudioWindow | None = None,
+        audio_augment: AudioAugment | None = None,
         text: bool = False,
+        tokenizer: str | dict[str, Any] = "bytes",
+        max_text_length: int = 64,
+        captions_per_video: CaptionCount = 1,
+        eval_captions_per_video: CaptionCount | None = None,
+        languages: list[str] | None = None,
+        motion_vectors: bool = False,
+        motion_block: int = 8,
+        motion_offset: int | None = None,
+        motion_frames: int | None = None,
+        keyframe: bool = False,
+        keyframe_reach: int = 0,
         labels: bool = True,
         extras: list[str] | None = None,
         batch_size: int = 8,
@@ -147,6 +199,8 @@ class VideoDataModule(ZooDataModule):
             pin_memory=pin_memory,
             drop_last=drop_last,
             seed=seed,
+            tokenizer=tokenizer if text else None,  # built now: a missing tokenizer fails before any worker
+            max_text_length=max_text_length,
         )
         self.save_hyperparameters()
         if view_clips not in ("same", "distinct"):
@@ -162,6 +216,11 @@ class VideoDataModule(ZooDataModule):
         for stage in ("train", "val", "test"):  # the clip geometry and the transforms check their arguments
             self._sampler(stage)
             self._transform(stage)
+        self.audio_parts = self._audio_parts() if audio else None
+        if (motion_vectors or keyframe) and device_transforms:
+            raise UsageError(
+                "motion_vectors / keyframe share the clip's crop in the workers: no device_transforms"
+            )
         self.manifests = {"train": train_manifest, "val": val_manifest, "test": test_manifest}
         self.uses_synth = all(m is None for m in self.manifests.values())
         self._splits = {"train": train_split, "val": val_split, "test": test_split}
@@ -202,7 +261,14 @@ class VideoDataModule(ZooDataModule):
             format, root, split = self._manifest(stage)
             if self.uses_synth and not Path(root).is_file():
                 self.prepare_data()
-            self._records[stage] = load_records(format, root, split, **(self.hparams.format_args or {}))
+            records = load_records(format, root, split, **(self.hparams.format_args or {}))
+            if self.uses_synth:  # every caption of every language, from captions.json
+                from zoo.data.synthmotion import captions_by_video
+
+                captions = captions_by_video(self._synth_root())
+                for record in records.records:
+                    record.extra["captions"] = captions.get(record.path.stem, {})
+            self._records[stage] = records
         return self._records[stage]
 
     @property
@@ -239,17 +305,54 @@ class VideoDataModule(ZooDataModule):
             return build_transform("three_crop", **common)
         return build_transform(hp.eval_transform, **common)
 
+    def _audio_parts(self) -> tuple[AudioFrontEnd, AudioWindow, AudioAugment | None]:
+        """Front-end, window and training augmentation: the preset (or defaults), then the explicit ones."""
+        hp = self.hparams
+        if hp.audio_preset is not None:
+            front_end, window, augment = audio_preset(hp.audio_preset)
+        else:
+            front_end = _audio_part("n_mels", AudioFrontEnd, {"n_filters": hp.n_mels})
+            window = dataclasses.replace(DEFAULT_AUDIO_WINDOW, seconds=hp.audio_seconds)
+            augment = None
+        front_end = _audio_part("audio_front_end", AudioFrontEnd, hp.audio_front_end) or front_end
+        window = _audio_part("audio_window", AudioWindow, hp.audio_window) or window
+        augment = _audio_part("audio_augment", AudioAugment, hp.audio_augment) or augment
+        return front_end, window, augment
+
+    def captions_per_video(self, stage: str) -> CaptionCount:
+        hp = self.hparams
+        if stage != "train" and hp.eval_captions_per_video is not None:
+            return hp.eval_captions_per_video
+        return hp.captions_per_video
+
+    def collate_fn(self, stage: str) -> Callable[[Sequence[dict[str, Any]]], dict[str, Any]]:
+        """The loader's collate: captions are tokenised there when ``text`` is on."""
+        if self.tokenizer is None:
+            return collate_samples
+        return CaptionCollate(self.tokenizer, self.captions_per_video(stage), self.hparams.languages)
+
     def build_dataset(self, stage: str) -> VideoDataset:
         hp = self.hparams
         views = hp.num_views if stage == "train" and hp.view_clips == "same" else 1
-        audio = AudioConfig(duration=hp.audio_seconds, n_mels=hp.n_mels) if hp.audio else False
+        front_end, window, augment = self.audio_parts or (None, None, None)
         return VideoDataset(
             self.records(stage).records,
             self._sampler(stage),
             keep_uint8 if hp.device_transforms else self._transform(stage),
             views=views,
-            audio=audio,
+            audio=hp.audio,
+            audio_front_end=front_end,
+            audio_window=window,
+            audio_augment=augment if stage == "train" else None,
             text=hp.text,
+            captions_per_video=self.captions_per_video(stage),
+            languages=hp.languages,
+            motion_vectors=hp.motion_vectors,
+            motion_block=hp.motion_block,
+            motion_offset=hp.motion_offset,
+            motion_frames=hp.motion_frames,
+            keyframe=hp.keyframe,
+            keyframe_reach=hp.keyframe_reach if stage == "train" else 0,
             labels=hp.labels,
             extras=hp.extras or (),
             decode_backend=hp.decode_backend,
@@ -263,9 +366,6 @@ class VideoDataModule(ZooDataModule):
     def has_split(self, split: str) -> bool:
         return self.uses_synth or self.manifests[split] is not None
 
-    def collate_fn(self, split: str) -> Callable[[Sequence[dict[str, Any]]], dict[str, Any]]:
-        return collate_samples
-
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
@@ -278,17 +378,29 @@ class VideoDataModule(ZooDataModule):
     def apply_device_transform(self, batch: dict[str, Any], stage: str) -> dict[str, Any]:
         """The ``stage`` transform on a collated batch of uint8 clips, on the batch's device.
 
-        ``video`` ``(B, T, H, W, C)`` -> ``(B, C, T, H, W)`` (``video_views`` ``(B, 3, ...)`` for three crops);
-        ``video_views`` ``(B, K, T, H, W, C)`` -> ``(B, K', C, T, H, W)``. Parameters are drawn per clip from
-        a generator seeded with ``seed`` and the rank.
+        ``video`` ``(B, T, H, W, C)`` -> ``(B, C, T, H, W)``, or ``video_views`` ``(B, crops, C, T, H, W)``
+        when the transform declares several crops (then ``audio`` becomes ``audio_views``, one per crop);
+        ``video_views`` ``(B, K, T, H, W, C)`` -> ``(B, K * crops, C, T, H, W)``, clip-major. Parameters are
+        drawn per clip from a generator seeded with ``seed`` and the rank.
         """
         transform = self._transform(stage)
+        crops = transform.num_crops
         if "video" in batch:
-            video = transform(batch.pop("video"), generator=self._device_generator)
-            batch["video_views" if video.ndim == 6 else "video"] = video
+            video = transform(
+                batch.pop("video"), generator=self._device_generator
+            )  # (B, [crops,] C, T, H, W)
+            batch["video_views" if crops > 1 else "video"] = video
+            if crops > 1 and "audio" in batch:  # crops of one clip share its sound
+                batch["audio_views"] = repeat(batch.pop("audio"), "b ... -> b n ...", n=crops)
+                batch["audio_views_mask"] = repeat(batch.pop("audio_mask"), "b ... -> b n ...", n=crops)
         elif "video_views" in batch:
-            views = transform(batch["video_views"], generator=self._device_generator)
-            batch["video_views"] = views.flatten(1, 2) if views.ndim == 7 else views
+            views = transform(batch["video_views"], generator=self._device_generator)  # (B, K, [crops,] ...)
+            if crops > 1:
+                views = rearrange(views, "b k n c t h w -> b (k n) c t h w")
+                for key in ("audio_views", "audio_views_mask"):
+                    if key in batch:
+                        batch[key] = batch[key].repeat_interleave(crops, dim=1)
+            batch["video_views"] = views
         return batch
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -297,3 +409,19 @@ class VideoDataModule(ZooDataModule):
         trainer = self.trainer
         stage = "train" if trainer is None or trainer.training else "test" if trainer.testing else "val"
         return self.apply_device_transform(batch, stage)
+
+
+def _audio_part(name: str, cls: type, value: Any) -> Any:
+    """``value`` as a ``cls`` dataclass (from itself or a mapping of its fields); errors name the argument."""
+    if value is None or isinstance(value, cls):
+        return value
+    if not isinstance(value, Mapping):
+        raise UsageError(f"{name} must be a {cls.__name__} or a mapping of its fields, got {value!r}")
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(value) - set(fields))
+    if unknown:
+        raise UsageError(f"{name}: unknown field {unknown[0]!r}; {cls.__name__} has {', '.join(fields)}")
+    try:
+        return cls(**value)
+    except AudioConfigError as err:
+        raise AudioConfigError(f"{name}: {err}") from None

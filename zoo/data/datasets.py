@@ -1,14 +1,24 @@
 """``VideoDataset``: records -> decoded, sampled, transformed clips as dicts.
 
-A sample is a dict:
+A sample is a dict with the keys of :mod:`zoo.data.batch` (without the batch dimension). Its layout is
+declared, never inferred: ``K = sampler.num_clips x views x transform.num_crops`` views per sample.
 
-- ``video`` float ``(C, T, H, W)`` for a single view, or ``video_views`` ``(K, C, T, H, W)`` when the sampler
-  draws several clips, ``views > 1``, or the transform makes several crops (views are clip-major);
+- ``video`` float ``(C, T, H, W)`` when ``K == 1``, else ``video_views`` ``(K, C, T, H, W)``, clip-major
+  (view ``v`` is clip ``v // (views * num_crops)``);
 - ``label`` int64 (``-1`` where the record has none), ``index`` (the record actually used),
   ``frame_indices`` int64 ``(num_clips, T)`` (the decoded frames of each clip);
-- with ``audio``: ``audio`` log-mel ``(1, n_mels, frames)`` of a fixed-length window centred on the first
-  clip, and ``audio_mask`` bool ``(frames,)`` (False where there is no sound track or the window leaves it);
-- with ``text``: ``text`` (the caption; one drawn at random when a record has several);
+- with ``audio``: one spectrogram per video view, each aligned to its clip's time
+  (:func:`zoo.data.audio.audio_views`, the file read once): ``audio`` ``(1, F, S)`` + ``audio_mask`` ``(S,)``
+  when ``K == 1``, else ``audio_views`` ``(K, 1, F, S)`` + ``audio_views_mask`` ``(K, S)`` (False where
+  there is no sound track or the window leaves it);
+- with ``text``: ``text``, the captions kept by :func:`zoo.data.text_collate.select_captions` (one string
+  for one caption without languages, else a list, or a dict by language); :class:`CaptionCollate` tokenises
+  them. A record's captions are ``record.extra["captions"]`` when it is a ``{language: ...}`` dict, else
+  ``record.caption``;
+- with ``motion_vectors``: ``motion_vectors`` float ``(2, T', H', W')``, the ``(dx, dy)`` motion of
+  ``block`` px cells (:func:`zoo.data.compressed.read_motion_vectors`) over the clip's frames or a window
+  after it; with ``keyframe``: ``keyframe`` ``(C, H, W)``, the I-frame nearest to the clip. Both go through
+  the clip's own crop and flip (:func:`zoo.data.compressed.replay_geometry`), so positions line up;
 - ``extras``: the named ``record.extra`` entries; ``frame_labels`` is indexed by the sampled frames.
 
 Robustness: a file that cannot be decoded (missing, empty, truncated, garbage, no video stream, ...) is
@@ -28,20 +38,32 @@ import json
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import av
 import numpy as np
 import torch
+from einops import rearrange
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
-from zoo.data.audio import clip_audio_window, log_mel
+from zoo.data import batch as keys
+from zoo.data.audio import audio_views
+from zoo.data.audio_transforms import AudioAugment, AudioFrontEnd, AudioWindow
+from zoo.data.compressed import keyframe_indices, read_motion_vectors, replay_geometry
 from zoo.data.formats import VideoRecord
+from zoo.data.text_collate import CaptionCount, Captions, select_captions
 from zoo.data.video import VideoDecodeError, VideoReader
+from zoo.errors import UsageError
 
-__all__ = ["DECODE_ERRORS", "AudioConfig", "UnreadableVideoWarning", "VideoDataset", "collate_samples"]
+__all__ = [
+    "DECODE_ERRORS",
+    "DEFAULT_AUDIO_WINDOW",
+    "UnreadableVideoWarning",
+    "VideoDataset",
+    "collate_samples",
+    "record_captions",
+]
 
 # what "this file cannot be read" looks like; anything else is a bug and propagates
 DECODE_ERRORS = (VideoDecodeError, av.FFmpegError, OSError, EOFError)
@@ -52,15 +74,15 @@ class UnreadableVideoWarning(UserWarning):
     """A video was skipped because it could not be decoded."""
 
 
-@dataclass(frozen=True)
-class AudioConfig:
-    """Audio window and features: ``duration`` seconds centred on the first clip, log-mel with ``n_mels``."""
+# 2 s centred on each clip, padded with silence past the track: with AudioFrontEnd() (80 log-mel bands at
+# 16 kHz, 25 ms windows every 10 ms), a (1, 80, 201) spectrogram per view
+DEFAULT_AUDIO_WINDOW = AudioWindow(seconds=2.0, align="centre", fit="pad")
 
-    sample_rate: int = 16000
-    duration: float = 2.0
-    n_mels: int = 80
-    n_fft: int = 400
-    hop: int = 160
+
+def record_captions(record: VideoRecord) -> Captions | None:
+    """A record's captions: ``extra["captions"]`` when it is a ``{language: ...}`` dict, else ``caption``."""
+    by_language = record.extra.get("captions")
+    return by_language if isinstance(by_language, dict) else record.caption
 
 
 def _accepts_generator(fn: Callable) -> bool:
@@ -108,8 +130,22 @@ class VideoDataset(Dataset):
             :func:`zoo.data.transforms.build_transform`, or any callable (given the sample's seeded
             ``generator`` when it takes one). None: ToFloat only.
         views: augmented copies of every sampled clip (each with its own random transform).
-        audio: True or an :class:`AudioConfig` to return ``audio`` + ``audio_mask``.
-        text: return ``text`` (every record must then have a caption).
+        audio: return a spectrogram per view (``audio`` / ``audio_views`` and their masks).
+        audio_front_end: the audio features (None: :class:`~zoo.data.audio_transforms.AudioFrontEnd`
+            defaults, 80 log-mel bands at 16 kHz).
+        audio_window: where each view's audio lies (None: :data:`DEFAULT_AUDIO_WINDOW`).
+        audio_augment: audio randomness (training only; None: none).
+        text: return ``text`` (every record must then have captions).
+        captions_per_video: captions kept per sample (an integer, or ``"all"``).
+        languages: keep captions in these languages only (records then need dict captions).
+        motion_vectors: return ``motion_vectors`` (H.264 motion vectors, one clip per sample).
+        motion_block: motion-vector cell side in pixels (4 or 8).
+        motion_offset: None: the motion vectors of the clip's own frames; else of ``motion_frames``
+            consecutive frames starting ``motion_offset`` frames after the clip's last one (CMD: 2).
+        motion_frames: frames of that window (None: the clip's number of frames).
+        keyframe: return ``keyframe``, the I-frame nearest to the clip's centre.
+        keyframe_reach: > 0: a random I-frame within this many frames of the clip instead (the nearest
+            one when there is none).
         labels: return ``label``.
         extras: keys of ``record.extra`` to return.
         decode_backend: the decoder, passed to :class:`zoo.data.video.VideoReader` (None:
@@ -129,8 +165,19 @@ class VideoDataset(Dataset):
         transform: Callable[..., torch.Tensor] | None = None,
         *,
         views: int = 1,
-        audio: bool | AudioConfig = False,
+        audio: bool = False,
+        audio_front_end: AudioFrontEnd | None = None,
+        audio_window: AudioWindow | None = None,
+        audio_augment: AudioAugment | None = None,
         text: bool = False,
+        captions_per_video: CaptionCount = 1,
+        languages: Sequence[str] | None = None,
+        motion_vectors: bool = False,
+        motion_block: int = 8,
+        motion_offset: int | None = None,
+        motion_frames: int | None = None,
+        keyframe: bool = False,
+        keyframe_reach: int = 0,
         labels: bool = True,
         extras: Sequence[str] = (),
         decode_backend: str | None = None,
@@ -151,16 +198,26 @@ class VideoDataset(Dataset):
         if not records:
             raise ValueError("VideoDataset needs at least one record")
         self.records = list(records)
+        self.text, self.captions_per_video = text, captions_per_video
+        self.languages = list(languages) if languages is not None else None
         if text:
-            no_caption = [i for i, r in enumerate(self.records) if not r.caption]
-            if no_caption:
-                raise ValueError(
-                    f"text=True but {len(no_caption)} records have no caption, e.g. {self.records[no_caption[0]].path}"
-                )
+            self._check_captions()
         self.sampler, self.transform, self.views = sampler, transform, views
         self._transform_takes_generator = transform is not None and _accepts_generator(transform)
-        self.audio = AudioConfig() if audio is True else (audio or None)
-        self.text, self.labels, self.extras = text, labels, tuple(extras)
+        # the layout, as the sampler and the transform declare it
+        self.num_clips = int(getattr(sampler, "num_clips", 1))
+        self.num_crops = int(getattr(transform, "num_crops", 1))
+        self.num_views = self.num_clips * views * self.num_crops
+        self.audio = audio
+        self.audio_front_end = audio_front_end or AudioFrontEnd()
+        self.audio_window = audio_window or DEFAULT_AUDIO_WINDOW
+        self.audio_augment = audio_augment
+        self.motion_vectors, self.motion_block = motion_vectors, motion_block
+        self.motion_offset, self.motion_frames = motion_offset, motion_frames
+        self.keyframe, self.keyframe_reach = keyframe, keyframe_reach
+        if motion_vectors or keyframe:
+            self._check_compressed()
+        self.labels, self.extras = labels, tuple(extras)
         self.decode_backend, self.decode_size, self.decode_threads = (
             decode_backend,
             decode_size,
@@ -175,6 +232,30 @@ class VideoDataset(Dataset):
         self._counts = torch.zeros(
             _MAX_SLOTS, 2, dtype=torch.int64
         ).share_memory_()  # (loaded, failed) per slot
+
+    def _check_captions(self) -> None:
+        for i, record in enumerate(self.records):
+            captions = record_captions(record)
+            if not captions:
+                raise ValueError(f"text=True but record {i} ({record.path}) has no caption")
+            select_captions(captions, self.captions_per_video, self.languages)  # names what is missing
+
+    def _check_compressed(self) -> None:
+        if self.num_views != 1:
+            raise UsageError(
+                f"motion_vectors / keyframe take one clip per sample; this dataset makes {self.num_views} "
+                "views (sampler clips x views x crops)"
+            )
+        if self.transform is not None and not hasattr(self.transform, "forward_with_params"):
+            raise UsageError(
+                "motion_vectors / keyframe need a zoo.data.transforms transform (to share its crop)"
+            )
+        if self.motion_block not in (4, 8):
+            raise UsageError(f"motion_block must be 4 or 8, got {self.motion_block}")
+        for name in ("motion_offset", "motion_frames"):
+            value = getattr(self, name)
+            if value is not None and value < (0 if name == "motion_offset" else 1):
+                raise UsageError(f"{name} must be >= {0 if name == 'motion_offset' else 1}, got {value}")
 
     def __len__(self) -> int:
         return len(self.records)
@@ -292,42 +373,46 @@ class VideoDataset(Dataset):
                     f"time window [{record.start}, {record.end}] s is outside the video ({duration:.2f} s)",
                 )
             clips = np.asarray(self.sampler(last - first, fps, np_rng), dtype=np.int64) + first  # (K, T)
-            if clips.ndim != 2:
-                raise ValueError(f"a sampler must return (num_clips, T) indices, got shape {clips.shape}")
-            frames = torch.as_tensor(reader.get_frames(clips.reshape(-1)))  # (K*T, H, W, C) uint8
+            if clips.ndim != 2 or len(clips) != self.num_clips:
+                raise ValueError(
+                    f"the sampler declares num_clips={self.num_clips} and must return ({self.num_clips}, T) "
+                    f"indices, got shape {clips.shape}"
+                )
+            wanted = clips.reshape(-1)
+            if self.keyframe:
+                keyframe_index = self._keyframe_index(record, clips, first, last, np_rng)
+                wanted = np.append(wanted, keyframe_index)
+            frames = torch.as_tensor(reader.get_frames(wanted))  # (K*T [+ 1], H, W, C) uint8
         finally:
             if not isinstance(reader, _FrameListReader):
                 reader.close()
-        frames = frames.reshape(*clips.shape, *frames.shape[1:])  # (K, T, H, W, C)
+        keyframe = frames[clips.size :] if self.keyframe else None  # (1, H, W, C)
+        frames = frames[: clips.size].reshape(*clips.shape, *frames.shape[1:])  # (K, T, H, W, C)
         if self.views > 1:
             frames = frames.repeat_interleave(self.views, dim=0)
 
         sample: dict[str, Any] = {}
-        multi = frames.shape[0] > 1
-        clip_input = frames if multi else frames[0]
-        if self.transform is None:
-            video = clip_input.permute(*range(clip_input.ndim - 4), -1, -4, -3, -2).float().div(255.0)
-        elif self._transform_takes_generator:
-            video = self.transform(clip_input, generator=torch_gen)
-        else:  # a third-party transform: it draws from the global generators (seeded per worker)
-            video = self.transform(clip_input)
-        if multi and video.ndim == 6:  # (K, crops, C, T, H, W): several crops per clip
-            video = video.flatten(0, 1)
-        if multi or video.ndim == 5:
-            sample["video_views"] = video
-        else:
-            sample["video"] = video
-        sample["index"] = index
-        sample["frame_indices"] = torch.from_numpy(clips)
+        several_clips = self.num_clips * self.views > 1
+        video, params = self._transform(frames if several_clips else frames[0], torch_gen)
+        if several_clips and self.num_crops > 1:  # (K, crops, C, T, H, W) -> (K * crops, C, T, H, W)
+            video = rearrange(video, "k n c t h w -> (k n) c t h w")
+        sample[keys.VIDEO_VIEWS if self.num_views > 1 else keys.VIDEO] = video
+        sample[keys.INDEX] = index
+        sample[keys.FRAME_INDICES] = torch.from_numpy(clips)
         if self.labels:
-            sample["label"] = -1 if record.label is None else int(record.label)
-        if self.audio is not None:
-            sample.update(self._audio(record, times[clips[0]], fps))
+            sample[keys.LABEL] = -1 if record.label is None else int(record.label)
+        if self.audio:
+            sample.update(self._audio(record, clips, fps, torch_gen))
         if self.text:
-            caption = record.caption
-            sample["text"] = (
-                caption if isinstance(caption, str) else str(caption[int(np_rng.integers(len(caption)))])
+            sample[keys.TEXT] = self._captions(record, np_rng)
+        if self.motion_vectors:
+            frame_size = tuple(frames.shape[-3:-1])
+            sample[keys.MOTION_VECTORS] = self._motion_vectors(
+                record, clips[0], (first, last), frame_size, params
             )
+        if keyframe is not None:  # the clip's own transform, replayed on its keyframe
+            image = _to_float(keyframe) if params is None else self.transform.replay(keyframe, params)
+            sample[keys.KEYFRAME] = image[:, 0]  # (C, 1, H, W) -> (C, H, W)
         for key in self.extras:
             if key not in record.extra:
                 raise KeyError(f"record {index} ({record.path}) has no extra field {key!r}")
@@ -335,29 +420,99 @@ class VideoDataset(Dataset):
             if key == "frame_labels":
                 labels = np.asarray(value, dtype=np.int64)
                 value = torch.from_numpy(labels[np.minimum(clips, len(labels) - 1)])
-                value = value if multi else value[0]
+                value = value if self.num_clips > 1 else value[0]
             sample[key] = value
         return sample
 
-    def _audio(self, record: VideoRecord, clip_times: np.ndarray, fps: float) -> dict[str, torch.Tensor]:
-        cfg = self.audio
-        centre = (
-            clip_times.min() + clip_times.max() + 1 / fps
-        ) / 2  # from the first frame to the last one's end
-        start, end = centre - cfg.duration / 2, centre + cfg.duration / 2
-        if record.extra.get("frames") is not None:  # image frames: no sound track
-            num = round(cfg.duration * cfg.sample_rate)
-            waveform, present = torch.zeros(1, num), torch.zeros(num, dtype=torch.bool)
-        else:
-            waveform, present = clip_audio_window(
-                record.path, start, end, cfg.sample_rate, on_missing="zeros"
+    def _transform(self, clip: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, Any]:
+        """The transform of a uint8 clip ``(T, H, W, C)`` or clips ``(K, T, H, W, C)``, and its parameters
+        (None when they are not known: no transform, or one without ``forward_with_params``)."""
+        if self.transform is None:
+            return _to_float(clip), None
+        if self.motion_vectors or self.keyframe:  # their crop replays the clip's: keep the parameters
+            return self.transform.forward_with_params(clip, generator)
+        if self._transform_takes_generator:
+            return self.transform(clip, generator=generator), None
+        # a third-party transform: it draws from the global generators (seeded per worker)
+        return self.transform(clip), None
+
+    def _audio(
+        self, record: VideoRecord, clips: np.ndarray, fps: float, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """A spectrogram per video view, from one read of the file's audio."""
+        per_view = np.repeat(clips, self.views, axis=0)  # (K * views, T), as the video views
+        path = None if record.extra.get("frames") is not None else record.path  # image frames: no sound
+        audio, mask = audio_views(
+            path,
+            per_view,
+            fps,
+            self.audio_front_end,
+            self.audio_window,
+            self.audio_augment,
+            generator=generator,
+            on_missing="zeros",
+        )  # (K', 1, F, S), (K', S)
+        if self.num_crops > 1:  # crops of one clip share its sound
+            audio, mask = (
+                audio.repeat_interleave(self.num_crops, 0),
+                mask.repeat_interleave(self.num_crops, 0),
             )
-        mel = log_mel(
-            waveform, cfg.sample_rate, n_fft=cfg.n_fft, hop=cfg.hop, n_mels=cfg.n_mels
-        )  # (1, F, frames)
-        centres = torch.clamp(torch.arange(mel.shape[-1]) * cfg.hop, max=max(present.numel() - 1, 0))
-        mask = present[centres] if present.numel() else torch.zeros(mel.shape[-1], dtype=torch.bool)
-        return {"audio": mel, "audio_mask": mask}
+        if self.num_views > 1:
+            return {keys.AUDIO_VIEWS: audio, keys.AUDIO_VIEWS_MASK: mask}
+        return {keys.AUDIO: audio[0], keys.AUDIO_MASK: mask[0]}
+
+    def _captions(self, record: VideoRecord, np_rng: np.random.Generator) -> Captions:
+        selected = select_captions(record_captions(record), self.captions_per_video, self.languages, np_rng)
+        if self.captions_per_video == 1 and isinstance(selected, list):
+            return selected[0]  # one caption: the string itself
+        return selected
+
+    def _keyframe_index(
+        self, record: VideoRecord, clips: np.ndarray, first: int, last: int, np_rng: np.random.Generator
+    ) -> int:
+        """The I-frame nearest to the clip's centre, or a random one within ``keyframe_reach`` frames."""
+        if record.extra.get("frames") is not None:
+            raise VideoDecodeError(record.path, "image frames have no keyframes")
+        candidates = np.asarray(keyframe_indices(record.path), dtype=np.int64)
+        candidates = candidates[(candidates >= first) & (candidates < last)]
+        if len(candidates) == 0:
+            raise VideoDecodeError(record.path, "no keyframe in the record's time window")
+        low, high = int(clips.min()), int(clips.max())
+        if self.keyframe_reach > 0:
+            near = candidates[
+                (candidates >= low - self.keyframe_reach) & (candidates <= high + self.keyframe_reach)
+            ]
+            if len(near):
+                return int(near[np_rng.integers(len(near))])
+        return int(candidates[np.argmin(np.abs(candidates - (low + high) / 2))])
+
+    def _motion_vectors(
+        self,
+        record: VideoRecord,
+        clip: np.ndarray,
+        window: tuple[int, int],
+        frame_size: tuple[int, int],
+        params: Any,
+    ) -> torch.Tensor:
+        """``(2, T', H', W')`` motion vectors of the clip's frames or of the window after it, cropped like it."""
+        if record.extra.get("frames") is not None:
+            raise VideoDecodeError(record.path, "image frames have no motion vectors")
+        if self.motion_offset is None:
+            indices = clip
+        else:
+            count = self.motion_frames or len(clip)
+            indices = int(clip.max()) + self.motion_offset + 1 + np.arange(count)
+        indices = np.clip(indices, window[0], window[1] - 1)
+        field, _ = read_motion_vectors(record.path, indices.tolist(), self.motion_block, frame_size)
+        field = rearrange(field, "t m h w -> m t h w")  # (2, T', H/b, W/b)
+        if params is None:
+            return field
+        return replay_geometry(self.transform, params, field, self.motion_block, frame_size)
+
+
+def _to_float(clip: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(*, T, H, W, C)`` -> float ``(*, C, T, H, W)`` in [0, 1] (no transform)."""
+    return rearrange(clip, "... t h w c -> ... c t h w").float().div(255.0)
 
 
 def _frame_window(

@@ -210,6 +210,14 @@ class SynthMotionConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
+def captions_by_video(root: str | os.PathLike) -> dict[str, dict[str, list[str]]]:
+    """``{video_id: {language: [captions]}}`` from ``root/captions.json`` (video_id = the file's stem)."""
+    captions: dict[str, dict[str, list[str]]] = {}
+    for item in json.loads((Path(root) / "captions.json").read_text(encoding="utf-8")):
+        captions.setdefault(item["video_id"], {}).setdefault(item["lang"], []).append(item["caption"])
+    return captions
+
+
 def config_hash(config: SynthMotionConfig) -> str:
     """Short stable hash of the config and the generator version."""
     text = json.dumps({"version": GENERATOR_VERSION, "config": config.to_dict()}, sort_keys=True)

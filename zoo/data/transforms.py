@@ -117,8 +117,11 @@ class VideoTransform(nn.Module):
     """Base class: flattens leading dimensions, draws per-clip parameters, applies them.
 
     Subclasses implement ``sample_params(n, clip_shape, generator)`` (tensors with leading dim ``n``; clip_shape
-    is ``(C, T, H, W)``) and ``apply(video, params)`` on ``(n, C, T, H, W)``.
+    is ``(C, T, H, W)``) and ``apply(video, params)`` on ``(n, C, T, H, W)``. ``num_crops`` declares the
+    output: 1 keeps the clip's shape, more adds a crop dimension after the leading ones.
     """
+
+    num_crops: int = 1
 
     def sample_params(self, n: int, clip_shape: tuple[int, ...], generator: torch.Generator | None) -> Params:
         return {}
@@ -179,6 +182,11 @@ class Compose(VideoTransform):
     def __init__(self, transforms: Sequence[VideoTransform]) -> None:
         super().__init__()
         self.transforms = nn.ModuleList(transforms)
+
+    @property
+    def num_crops(self) -> int:
+        """Crops per input clip, over all steps."""
+        return math.prod(transform.num_crops for transform in self.transforms)
 
     def forward_with_params(
         self, video: Tensor, generator: torch.Generator | None = None
@@ -326,6 +334,8 @@ class ThreeCrop(VideoTransform):
     Adds a view dimension: ``(*, C, T, H, W)`` -> ``(*, 3, C, T, size, size)`` (the "3 crops" test protocol;
     scale the short side to ``size`` first so that the crops cover the frame).
     """
+
+    num_crops = 3
 
     def __init__(self, size: int) -> None:
         super().__init__()

@@ -1,5 +1,9 @@
 """Frame-accurate video decoding behind one interface: ``VideoReader(path).get_frames(indices)``.
 
+The source is a path, or the encoded bytes themselves (``bytes``, ``io.BytesIO``, any binary file object,
+e.g. a member of a tar shard being streamed): every backend reads both, and a file object is read whole
+once, from its current position (:class:`InMemoryVideo`).
+
 Backends: ``"pyav"`` (default, always installed; also serves audio and motion vectors), ``"decord"`` (the
 ``decord`` import name, installed by the ``decord2`` package) and ``"torchcodec"`` (the ``torchcodec``
 package, CPU or CUDA torch, with the system's FFmpeg shared libraries: it is available where it imports and
@@ -38,12 +42,14 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
 import torch
 
 BACKENDS = ("pyav", "decord", "torchcodec")
+VideoSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 # containers in which decord's and torchcodec's seeks by pts land where they expect (not AVI:
 # packet-numbered; not MPEG-TS/PS)
 _SEEKABLE_CONTAINERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "flv")
@@ -61,6 +67,50 @@ class VideoDecodeError(RuntimeError):
     def __init__(self, path: str | os.PathLike, reason: str):
         self.path = str(path)
         super().__init__(f"cannot decode {self.path!r}: {reason}")
+
+
+class InMemoryVideo:
+    """Encoded video bytes held in memory, named for error messages (``str()`` gives the name).
+
+    Args:
+        data: the file's bytes.
+        name: what messages call it (a shard member's name, ``"<bytes>"``).
+    """
+
+    def __init__(self, data: bytes, name: str = "<bytes>"):
+        self.data, self.name = bytes(data), str(name)
+        self._index: StreamIndex | None = None  # the scan, done once per object
+
+    def open(self) -> io.BytesIO:
+        """A fresh file object over the bytes."""
+        return io.BytesIO(self.data)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"InMemoryVideo({self.name!r}, {len(self.data)} bytes)"
+
+
+Source = Path | InMemoryVideo  # what the functions below read: a path, or bytes in memory
+
+
+def as_source(source: VideoSource | InMemoryVideo) -> Source:
+    """A path, or the bytes of ``bytes`` / ``BytesIO`` / a binary file object (read from where it stands)."""
+    if isinstance(source, InMemoryVideo):
+        return source
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return InMemoryVideo(bytes(source))
+    if hasattr(source, "read"):
+        data = source.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"a video file object must be opened in binary mode; got {type(data).__name__}")
+        return InMemoryVideo(data, str(getattr(source, "name", "<stream>")))
+    return Path(source)
+
+
+def _av_input(source: Source) -> str | io.BytesIO:
+    return source.open() if isinstance(source, InMemoryVideo) else str(source)
 
 
 @dataclass(frozen=True)
@@ -152,13 +202,16 @@ def _unavailable_reason(backend: str) -> str:
     return f"the torchcodec backend is unavailable: {_torchcodec_problem()}; it needs {_TORCHCODEC_NEEDS}"
 
 
-def _open_container(path: Path) -> av.container.InputContainer:
-    if not path.is_file():
+def _open_container(path: Source) -> av.container.InputContainer:
+    if isinstance(path, InMemoryVideo):
+        if not path.data:
+            raise VideoDecodeError(path, "empty file")
+    elif not path.is_file():
         raise VideoDecodeError(path, "no such file")
-    if path.stat().st_size == 0:
+    elif path.stat().st_size == 0:
         raise VideoDecodeError(path, "empty file")
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(_av_input(path), mode="r")
     except (av.FFmpegError, UnicodeDecodeError) as err:
         raise VideoDecodeError(path, f"not a readable media file ({err})") from err
     if not container.streams.video:
@@ -186,7 +239,7 @@ def _first_frame_turns(packet: av.Packet) -> int | None:
         return None
 
 
-def _scan(path: Path) -> StreamIndex:
+def _scan(path: Source) -> StreamIndex:
     """Count frames and collect timestamps and keyframes by demuxing (not decoding) the video stream.
 
     Only the first frame is decoded, for its display matrix. Where the timestamps cannot be trusted (none,
@@ -270,8 +323,8 @@ def _scan(path: Path) -> StreamIndex:
         container.close()
 
 
-def _count_by_decoding(path: Path) -> int:
-    with av.open(str(path)) as container:
+def _count_by_decoding(path: Source) -> int:
+    with av.open(_av_input(path)) as container:
         try:
             return sum(1 for _ in container.decode(video=0))
         except av.FFmpegError as err:
@@ -283,12 +336,17 @@ def _cached_scan(path: str, size: int, mtime_ns: int) -> StreamIndex:
     return _scan(Path(path))
 
 
-def probe(path: str | os.PathLike) -> StreamIndex:
+def probe(path: VideoSource | InMemoryVideo) -> StreamIndex:
     """Metadata, frame timestamps and keyframes of ``path`` without decoding (cached per process).
 
+    Bytes in memory are scanned once per :class:`InMemoryVideo` (pass the same object to reuse the scan).
     Raises :class:`VideoDecodeError` for unreadable files.
     """
-    path = Path(path)
+    path = as_source(path)
+    if isinstance(path, InMemoryVideo):
+        if path._index is None:
+            path._index = _scan(path)
+        return path._index
     try:
         stat = path.stat()
     except OSError as err:
@@ -309,8 +367,10 @@ class PyAVFrameIterator:
     seek) so that the count stays exact; a target among them is decoded again from the keyframe before.
     """
 
-    def __init__(self, path: str | os.PathLike, num_threads: int = 1, codec_options: dict | None = None):
-        self.path = Path(path)
+    def __init__(
+        self, path: VideoSource | InMemoryVideo, num_threads: int = 1, codec_options: dict | None = None
+    ):
+        self.path = as_source(path)
         self.index = probe(self.path)
         self._counting = self.index.pts is None or self.index.decode_order
         self._num_threads, self._codec_options = num_threads, dict(codec_options or {})
@@ -456,7 +516,7 @@ class RGBConverter:
         return rgb.to_ndarray()
 
 
-def _check_indices(indices: Sequence[int], num_frames: int, path: Path) -> np.ndarray:
+def _check_indices(indices: Sequence[int], num_frames: int, path: Source) -> np.ndarray:
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     if indices.size and (indices.min() < 0 or indices.max() >= num_frames):
         raise IndexError(
@@ -466,7 +526,7 @@ def _check_indices(indices: Sequence[int], num_frames: int, path: Path) -> np.nd
 
 
 class _PyAVBackend:
-    def __init__(self, path: Path, size: tuple[int, int] | None, num_threads: int):
+    def __init__(self, path: Source, size: tuple[int, int] | None, num_threads: int):
         self._iterator = PyAVFrameIterator(path, num_threads=num_threads)
         self.metadata = self._iterator.index.metadata
         self._turns = self.metadata.rotation // 90  # quarter turns counter-clockwise to stand upright
@@ -491,14 +551,14 @@ class _DecordLayoutError(VideoDecodeError):
 
 
 class _DecordBackend:
-    def __init__(self, path: Path, size: tuple[int, int] | None, num_threads: int):
+    def __init__(self, path: Source, size: tuple[int, int] | None, num_threads: int):
         import decord
 
         self.metadata = probe(path).metadata
         height, width = size or (-1, -1)
         try:
             self._reader = decord.VideoReader(
-                str(path), ctx=decord.cpu(0), width=width, height=height, num_threads=num_threads
+                _av_input(path), ctx=decord.cpu(0), width=width, height=height, num_threads=num_threads
             )
         except Exception as err:  # decord raises its own error types (DECORDError, RuntimeError)
             raise VideoDecodeError(path, f"decord could not open it ({err})") from err
@@ -537,13 +597,16 @@ def _reads_exactly(index: StreamIndex) -> bool:
 
 
 class _TorchCodecBackend:
-    def __init__(self, path: Path, size: tuple[int, int] | None, num_threads: int):
+    def __init__(self, path: Source, size: tuple[int, int] | None, num_threads: int):
         from torchcodec.decoders import VideoDecoder
 
         self.metadata = probe(path).metadata
         try:
             self._decoder = VideoDecoder(
-                str(path), seek_mode="exact", num_ffmpeg_threads=num_threads, dimension_order="NHWC"
+                path.data if isinstance(path, InMemoryVideo) else str(path),
+                seek_mode="exact",
+                num_ffmpeg_threads=num_threads,
+                dimension_order="NHWC",
             )
         except Exception as err:
             raise VideoDecodeError(path, f"torchcodec could not open it ({err})") from err
@@ -576,7 +639,7 @@ class VideoReader:
     """Read chosen frames of a video, exactly.
 
     Args:
-        path: the video file.
+        path: the video file, or its bytes (``bytes``, ``io.BytesIO``, a binary file object).
         backend: ``"pyav"``, ``"decord"`` or ``"torchcodec"``; default ``$ZOO_VIDEO_BACKEND`` or ``"pyav"``.
         size: ``(height, width)`` of the upright frames to resize to while decoding (bilinear), or None for
             :attr:`VideoMetadata.display_size`.
@@ -592,12 +655,12 @@ class VideoReader:
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: VideoSource | InMemoryVideo,
         backend: str | None = None,
         size: tuple[int, int] | None = None,
         num_threads: int = 1,
     ):
-        self.path = Path(path)
+        self.path = as_source(path)
         self.backend = backend or os.environ.get("ZOO_VIDEO_BACKEND") or "pyav"
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown video backend {self.backend!r}; choose from {BACKENDS}")

@@ -83,9 +83,9 @@ def extract_features(
 ) -> FeatureSet:
     """Run ``encoder`` (eval mode, no grad) over ``dataloader`` batches ``{input_key, label, index}``.
 
-    An input with a views dimension — (B, V, C, T, H, W) clips or (B, V, C, H, W) images, e.g.
-    several test clips × crops — gives the mean of the V features. With ``cache``, an existing file
-    is loaded instead of computing, and a computed set is written there.
+    A batch with ``{input_key}_views`` instead — (B, V, C, T, H, W) clips or (B, V, C, H, W) images, e.g.
+    several test clips × crops (:mod:`zoo.data.batch`) — gives the mean of the V features. With ``cache``,
+    an existing file is loaded instead of computing, and a computed set is written there.
     """
     if cache is not None and Path(cache).is_file():
         return load_features(cache)
@@ -95,8 +95,8 @@ def extract_features(
     feats, labels, indexes = [], [], []
     offset = 0
     for batch in track(dataloader, description=description, disable=not progress, transient=True):
-        x = batch[input_key].to(device, non_blocking=True)
-        has_views = x.ndim == 6 or (x.ndim == 5 and input_key.startswith("image"))
+        has_views = input_key not in batch and f"{input_key}_views" in batch
+        x = batch[f"{input_key}_views" if has_views else input_key].to(device, non_blocking=True)
         if has_views:  # (B, V, C, [T,] H, W)
             f = embed(encoder, x.flatten(0, 1))
             f = f.reshape(x.shape[0], -1, f.shape[-1]).mean(dim=1)  # average over the V views

@@ -208,7 +208,8 @@ def tower_states(
 
 def _load_tower_weights(model: nn.Module, tower: Tower, state: dict[str, torch.Tensor]) -> None:
     """Load one tower's weights (its prefix already removed) strictly, naming the tower in errors."""
-    source = f"{tower.name}, keys under {tower.prefix!r}" if tower.prefix else tower.name
+    keys = f", keys under {tower.prefix!r}" if tower.prefix else ""
+    source = f"{tower.entry} ({tower.modality} tower{keys})"
     load_weights(model, state, source, classifier_keys=tower.classifier_keys)
 
 
@@ -393,4 +394,6 @@ def entry_transform(entry: CatalogEntry, tower: str | None = None):
             raise CatalogError(
                 f"entry '{entry.name}', field 'towers.{chosen.modality}.preprocess': {exc}"
             ) from None
+    if chosen.modality != "video":
+        raise UsageError(f"{chosen.name}: zoo has no {chosen.modality} preprocessing yet; its fields: {prep}")
     return ClipPreprocessor.from_entry(chosen)

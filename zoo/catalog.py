@@ -24,7 +24,8 @@ import yaml
 from zoo.errors import UsageError
 
 CATALOG_PATH = Path(__file__).with_name("checkpoints.yaml")
-MODALITIES = ("video", "image", "audio", "text")
+MODALITIES = ("video", "image", "keyframe", "motion_vectors", "audio", "text")  # batch keys (zoo.data.batch)
+_CLIP_MODALITIES = ("video", "image", "keyframe", "motion_vectors")  # towers whose preprocess is Preprocess
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -72,7 +73,7 @@ WeightSource = Union[HubSource, UrlSource, FileSource]  # noqa: UP007 (runtime i
 class Preprocess:
     """How a clip must be decoded and normalised for this checkpoint."""
 
-    modality: str = "video"  # video | image | audio | text
+    modality: str = "video"  # video | image | keyframe | motion_vectors | audio | text
     num_frames: int | None = None
     sampling_stride: int | None = None
     size: int | None = None  # crop side, pixels
@@ -141,8 +142,8 @@ class Tower:
     """One encoder of a multi-tower checkpoint: its architecture, its inputs and its keys in the file.
 
     Args:
-        name: ``"<entry> (<modality> tower)"``, for messages.
-        modality: ``video``, ``image``, ``audio`` or ``text``.
+        entry: the name of the catalog entry.
+        modality: one of :data:`MODALITIES` (``video``, ``audio``, ``text``, ...), the batch key it reads.
         arch: a registered architecture.
         arch_args: keyword arguments of its factory.
         prefix: the prefix of this tower's keys in the weights file (``video_network.base.``); it is
@@ -152,13 +153,18 @@ class Tower:
             for another number of classes (None: the architecture's own ``classifier_keys``).
     """
 
-    name: str
+    entry: str
     modality: str
     arch: str
     arch_args: dict[str, Any] = field(default_factory=dict)
     prefix: str = ""
     preprocess: TowerPreprocess = Preprocess()
     classifier_keys: tuple[str, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        """``"<entry> (<modality> tower)"``, for messages."""
+        return f"{self.entry} ({self.modality} tower)"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"arch": self.arch, "arch_args": self.arch_args, "prefix": self.prefix}
@@ -258,14 +264,12 @@ class CatalogEntry:
         """The tower of ``modality``; an entry without ``towers`` is one tower of its preprocess modality.
 
         Args:
-            modality: ``video``, ``image``, ``audio`` or ``text``.
+            modality: one of :data:`MODALITIES`.
         """
         if modality in self.towers:
             return self.towers[modality]
         if not self.towers and self.arch and modality == self.preprocess.modality:
-            return Tower(
-                f"{self.name} ({modality} tower)", modality, self.arch, self.arch_args, "", self.preprocess
-            )
+            return Tower(self.name, modality, self.arch, self.arch_args, "", self.preprocess)
         towers = self.towers or {self.preprocess.modality: None}
         raise UsageError(f"checkpoint '{self.name}' has no {modality!r} tower; it has: {', '.join(towers)}")
 
@@ -391,9 +395,11 @@ def _check_preprocess(prep: Preprocess, ctx: _Ctx, where: str = "preprocess") ->
         raise ctx.error(
             f"{where}.test_crops", f"must be 1 (centre) or 3 (three crops), got {prep.test_crops}"
         )
-    if len(prep.mean) != len(prep.std) or len(prep.mean) not in (1, 3):
+    counts = (1, 2) if prep.modality == "motion_vectors" else (1, 3)  # (dx, dy) or RGB channels
+    if len(prep.mean) != len(prep.std) or len(prep.mean) not in counts:
         raise ctx.error(
-            f"{where}.mean", f"mean and std need 1 or 3 values each, got {prep.mean} and {prep.std}"
+            f"{where}.mean",
+            f"mean and std need {counts[0]} or {counts[1]} values each, got {prep.mean} and {prep.std}",
         )
     if any(v <= 0 for v in prep.std):
         raise ctx.error(f"{where}.std", f"must be > 0, got {prep.std}")
@@ -409,7 +415,7 @@ def _parse_tower_preprocess(modality: str, raw: Any, ctx: _Ctx, where: str) -> T
     """The preprocessing of one tower, by modality: clip geometry, an audio front-end or a tokenizer."""
     if not isinstance(raw, dict):
         raise ctx.error(where, f"expected a mapping, got {type(raw).__name__}")
-    if modality in ("video", "image"):
+    if modality in _CLIP_MODALITIES:
         if raw.get("modality", modality) != modality:
             raise ctx.error(f"{where}.modality", f"is {raw['modality']!r} in the {modality} tower")
         prep = _build(Preprocess, {**raw, "modality": modality}, ctx, where)
@@ -452,7 +458,7 @@ def _parse_tower(modality: str, raw: Any, ctx: _Ctx) -> Tower:
         raise ctx.error(f"{where}.arch", str(registry.suggest(arch, registry.model_names(), "architecture")))
     keys = raw.get("classifier_keys")
     return Tower(
-        name=f"{ctx.entry} ({modality} tower)",
+        entry=ctx.entry,
         modality=modality,
         arch=arch,
         arch_args=_coerce("dict", raw.get("arch_args") or {}, ctx, f"{where}.arch_args"),

@@ -250,3 +250,16 @@ def test_the_documented_examples_parse():
         for name, raw in yaml.safe_load(block).items():
             entry = parse_entry(name, raw)
             assert entry.towers and parse_entry(name, entry.to_dict()) == entry
+
+
+def test_zoo_models_lists_a_tower_entry(av_catalog, capsys):
+    from zoo.cli import main
+
+    assert main(["models", "av-*"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "av-demo" in line)
+    assert "video: r3d_tiny + audio: resnet9_audio" in row and "5.3M" in row  # both towers' parameters
+
+
+def test_tower_needs_a_pretrained_checkpoint():
+    with pytest.raises(UsageError, match="give pretrained= too"):
+        zoo.create_model("r3d_tiny", tower="video")

@@ -37,7 +37,7 @@ def model_table() -> str:
             f"{prep.num_frames}×{prep.size}²" if prep.num_frames else (f"{prep.size}²" if prep.size else "—")
         )
         rows.append(
-            f"| `{name}` | `{entry.arch}` | {shape} | {_metrics(entry.metrics, 'paper')} "
+            f"| `{name}` | `{entry.arch_label}` | {shape} | {_metrics(entry.metrics, 'paper')} "
             f"| {_metrics(entry.metrics, 'measured')} | {entry.weight_status} | {entry.license} |"
         )
     return "\n".join(rows)

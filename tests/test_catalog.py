@@ -89,9 +89,10 @@ def test_packaged_catalog_matches_registry():
     """Every shipped entry names a registered architecture whose arguments build."""
     entries = catalog()
     for name, entry in entries.items():
-        assert registry.is_model(entry.arch), f"{name}: unknown arch {entry.arch}"
-        with torch.device("meta"):
-            registry.build(entry.arch, **entry.arch_args)
+        for arch, arch_args in entry.architectures:
+            assert registry.is_model(arch), f"{name}: unknown arch {arch}"
+            with torch.device("meta"):
+                registry.build(arch, **arch_args)
         for source in entry.weights:
             if source.format != "safetensors":
                 from zoo.convert import converter_names
@@ -138,3 +139,127 @@ def test_checkpoints_validate_accepts_hub_sources(tmp_path, tiny_arch, capsys):
     entries["tiny-demo"]["weights"] = [{"hub": {"repo_id": "org/tiny"}}]
     assert main(["checkpoints", "validate", str(write(tmp_path, entries))]) == 0
     assert "1 entries valid" in capsys.readouterr().out
+
+
+# --- entries with several towers ---------------------------------------------------------------
+
+TOWERS = {
+    "av-demo": {
+        "towers": {
+            "video": {
+                "arch": "r3d_tiny",
+                "prefix": "video_network.",
+                "preprocess": {"num_frames": 8, "size": 64},
+            },
+            "audio": {
+                "arch": "resnet9_audio",
+                "prefix": "audio_network.",
+                "preprocess": {"preset": "gdt", "seconds": 2.0, "n_filters": 64},
+                "classifier_keys": ["fc."],
+            },
+            "text": {"arch": "text_encoder", "prefix": "text_network.", "preprocess": {"tokenizer": "bytes"}},
+        },
+        "ignore_keys": ["mlp_*"],
+        "license": "MIT",
+    }
+}
+
+
+def test_towers_are_typed_and_round_trip(tmp_path):
+    from zoo.catalog import AudioPreprocess, Preprocess, TextPreprocess, parse_entry
+
+    entry = parse_catalog(write(tmp_path, TOWERS))["av-demo"]
+    assert sorted(entry.towers) == ["audio", "text", "video"] and entry.arch is None
+    video, audio, text = (entry.towers[m] for m in ("video", "audio", "text"))
+    assert isinstance(video.preprocess, Preprocess) and video.preprocess.num_frames == 8
+    assert audio.preprocess == AudioPreprocess(preset="gdt", seconds=2.0, front_end={"n_filters": 64})
+    assert text.preprocess == TextPreprocess(tokenizer="bytes") and audio.classifier_keys == ("fc.",)
+    assert video.classifier_keys is None and entry.ignore_keys == ("mlp_*",)
+    assert sorted(entry.architectures) == [("r3d_tiny", {}), ("resnet9_audio", {}), ("text_encoder", {})]
+    assert parse_entry("av-demo", entry.to_dict()) == entry  # what a published folder's config.json holds
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "message"),
+    [
+        (
+            lambda e: e["towers"].update(vidoe=e["towers"].pop("video")),
+            "towers.vidoe",
+            "did you mean 'video'",
+        ),
+        (lambda e: e["towers"]["audio"].update(arch="resnet9_audo"), "towers.audio.arch", "resnet9_audio"),
+        (lambda e: e["towers"]["audio"].pop("arch"), "towers.audio.arch", "is required"),
+        (lambda e: e["towers"]["video"].update(prefx="v."), "towers.video.prefx", "did you mean 'prefix'"),
+        (lambda e: e["towers"]["video"].update(prefix="audio_network.x"), "towers.video.prefix", "both"),
+        (lambda e: e["towers"]["audio"].update(prefix=""), "towers.text.prefix", "audio.prefix ''"),
+        (
+            lambda e: e["towers"]["video"]["preprocess"].update(num_frames=0),
+            "towers.video.preprocess.num_frames",
+            ">= 1",
+        ),
+        (
+            lambda e: e["towers"]["video"]["preprocess"].update(modality="audio"),
+            "towers.video.preprocess.modality",
+            "video",
+        ),
+        (
+            lambda e: e["towers"]["audio"]["preprocess"].update(seconds=0),
+            "towers.audio.preprocess.seconds",
+            "> 0",
+        ),
+        (
+            lambda e: e["towers"]["audio"]["preprocess"].update(preset=3),
+            "towers.audio.preprocess.preset",
+            "expected str",
+        ),
+        (lambda e: e["towers"]["text"]["preprocess"].pop("tokenizer"), "towers.text.preprocess", "tokenizer"),
+        (
+            lambda e: e["towers"]["text"]["preprocess"].update(max_length=1),
+            "towers.text.preprocess.max_length",
+            ">= 2",
+        ),
+        (
+            lambda e: e["towers"]["text"]["preprocess"].update(tokeniser="x"),
+            "towers.text.preprocess",
+            "did you mean 'tokenizer'",
+        ),
+        (
+            lambda e: e["towers"]["audio"].update(classifier_keys="fc."),
+            "towers.audio.classifier_keys",
+            "list",
+        ),
+        (lambda e: e["towers"].clear(), "towers", "expected a mapping"),
+        (lambda e: e.update(arch="r3d_tiny"), "arch", "per tower"),
+        (lambda e: e.update(preprocess={}), "preprocess", "per tower"),
+        (lambda e: e.update(ignore_keys="mlp_*"), "ignore_keys", "list"),
+    ],
+)
+def test_bad_tower_field_names_entry_and_field(tmp_path, mutate, field, message):
+    entries = copy.deepcopy(TOWERS)
+    mutate(entries["av-demo"])
+    with pytest.raises(CatalogError) as err:
+        parse_catalog(write(tmp_path, entries))
+    text = str(err.value)
+    assert "entry 'av-demo'" in text and f"field '{field}'" in text and message in text, text
+
+
+def test_motion_vector_towers_take_two_channel_statistics(tmp_path):
+    entries = {
+        "mv": {
+            "towers": {"motion_vectors": {"arch": "r3d_10_mv", "preprocess": {"mean": [0, 0], "std": [1, 1]}}}
+        }
+    }
+    assert parse_catalog(write(tmp_path, entries))["mv"].towers["motion_vectors"].preprocess.mean == (
+        0.0,
+        0.0,
+    )
+    entries["mv"]["towers"]["motion_vectors"]["preprocess"] = {"mean": [0, 0, 0], "std": [1, 1, 1]}
+    with pytest.raises(CatalogError, match=r"towers\.motion_vectors\.preprocess\.mean.*1 or 2 values"):
+        parse_catalog(write(tmp_path, entries))
+
+
+def test_ignore_keys_need_towers(tmp_path):
+    entries = copy.deepcopy(GOOD)
+    entries["tiny-demo"]["ignore_keys"] = ["head.*"]
+    with pytest.raises(CatalogError, match=r"field 'ignore_keys': is for an entry with towers"):
+        parse_catalog(write(tmp_path, entries))

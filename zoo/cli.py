@@ -92,13 +92,9 @@ def one_line(message: str) -> str:
 
 
 def _count_params(arch: str, arch_args: dict) -> int:
-    import torch
-
     from zoo import registry
 
-    with torch.device("meta"):  # no memory, no init cost
-        model = registry.build(arch, **arch_args)
-    return sum(p.numel() for p in model.parameters())
+    return registry.count_parameters(arch, **arch_args)
 
 
 def _human(n: int) -> str:
@@ -126,8 +122,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             shape = f"{p.num_frames}×{p.size}²" if p.num_frames else (f"{p.size}²" if p.size else p.modality)
             m = e.metrics.headline()
             metric = f"{m.name} {m.value:g} ({m.dataset})" if m else "—"
-            params = _human(_count_params(e.arch, e.arch_args))
-            table.add_row(name, e.arch, params, shape, metric, e.weight_status, e.license)
+            params = _human(sum(_count_params(arch, args) for arch, args in e.architectures))
+            table.add_row(name, e.arch_label, params, shape, metric, e.weight_status, e.license)
     if not table.rows:
         console.print(f"no models match '{args.pattern}'")
         return 1
@@ -172,6 +168,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoints_validate(args: argparse.Namespace) -> int:
+    from zoo.api import entry_transform
     from zoo.catalog import CATALOG_PATH, parse_catalog
     from zoo.convert import get_converter
     from zoo.registry import get_factory
@@ -179,8 +176,11 @@ def cmd_checkpoints_validate(args: argparse.Namespace) -> int:
     path = Path(args.path) if args.path else CATALOG_PATH
     entries = parse_catalog(path)
     for entry in entries.values():
-        get_factory(entry.arch)
-        _count_params(entry.arch, entry.arch_args)  # arch args build
+        for arch, arch_args in entry.architectures:
+            get_factory(arch)
+            _count_params(arch, arch_args)  # arch args build
+        if "audio" in entry.towers:
+            entry_transform(entry, "audio")  # the front-end's fields build
         for source in entry.weights:
             if source.format != "safetensors":
                 get_converter(source.format)  # a misspelt format names the closest ones

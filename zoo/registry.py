@@ -90,3 +90,12 @@ def filter_names(names: list[str], pattern: str | list[str] | None) -> list[str]
         return sorted(names)
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     return sorted(n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns))
+
+
+def count_parameters(name: str, **kwargs: Any) -> int:
+    """Parameters of architecture ``name`` built with ``kwargs``, counted on the meta device (no memory)."""
+    import torch
+
+    with torch.device("meta"):
+        model = build(name, **kwargs)
+    return sum(p.numel() for p in model.parameters())

@@ -1,7 +1,9 @@
-"""Decode + preprocess a video the way a checkpoint expects it (what ``zoo.transform_for`` returns)."""
+"""Decode + preprocess a video, or its sound track, the way a checkpoint expects it (what
+``zoo.transform_for`` returns)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +12,14 @@ from typing import Any
 
 import torch
 
+from zoo.data.audio import read_audio
+from zoo.data.audio_transforms import (
+    AudioConfigError,
+    AudioFrontEnd,
+    AudioWindow,
+    audio_features,
+    audio_preset,
+)
 from zoo.data.datasets import VideoDataset
 from zoo.data.formats import VideoRecord
 from zoo.data.samplers import MultiViewTestSampler, UniformClipSampler
@@ -71,3 +81,62 @@ class ClipPreprocessor:
         """Views ``(clips * crops, C, T, H, W)`` of the video file ``video``."""
         sample = self._dataset(Path(video))[0]
         return sample["video_views"] if "video_views" in sample else sample["video"].unsqueeze(0)
+
+
+@dataclass(frozen=True)
+class AudioPreprocessor:
+    """A media file's sound track (or a waveform) -> the spectrogram ``(1, F, S)`` an audio tower reads.
+
+    Built from a catalog tower's audio ``preprocess`` by :meth:`from_spec`.
+
+    Args:
+        front_end: the features, and the sample rate the audio is resampled to.
+        seconds: the length of the window read (None: to the end of the track); a track that ends
+            sooner is padded with silence, so windows of several files stack.
+    """
+
+    front_end: AudioFrontEnd
+    seconds: float | None = 1.0
+
+    @classmethod
+    def from_spec(
+        cls, preset: str | None = None, seconds: float | None = None, **fields: Any
+    ) -> AudioPreprocessor:
+        """A method's pipeline (``preset``, see :func:`~zoo.data.audio_transforms.audio_preset`) or the
+        defaults, with ``fields`` of :class:`~zoo.data.audio_transforms.AudioFrontEnd` over its front-end
+        and ``seconds`` over its window.
+
+        Args:
+            preset: ``"gdt"``, ``"stica"``, ``"selavi"`` or None.
+            seconds: the window length (None: the preset's).
+            **fields: front-end settings.
+        """
+        front_end, window = (
+            (audio_preset(preset)[:2]) if preset is not None else (AudioFrontEnd(), AudioWindow())
+        )
+        known = [f.name for f in dataclasses.fields(AudioFrontEnd)]
+        unknown = sorted(set(fields) - set(known))
+        if unknown:
+            raise AudioConfigError(
+                f"unknown AudioFrontEnd field(s) {', '.join(unknown)}; known: {', '.join(known)}"
+            )
+        return cls(dataclasses.replace(front_end, **fields), window.seconds if seconds is None else seconds)
+
+    def __call__(self, audio: str | os.PathLike | torch.Tensor, start: float = 0.0) -> torch.Tensor:
+        """The spectrogram ``(1, F, S)`` of the window that begins ``start`` seconds in.
+
+        Args:
+            audio: a media file, or a waveform ``(channels, samples)`` at ``front_end.sample_rate``.
+            start: where the window begins, seconds.
+        """
+        rate = self.front_end.sample_rate
+        length = None if self.seconds is None else round(self.seconds * rate)
+        if isinstance(audio, torch.Tensor):
+            first = round(start * rate)
+            waveform = audio[..., first : None if length is None else first + length]
+        else:
+            end = None if self.seconds is None else start + self.seconds
+            waveform = read_audio(audio, rate, start, end)  # (channels, samples)
+        if length is not None:
+            waveform = torch.nn.functional.pad(waveform, (0, length - waveform.shape[-1]))
+        return audio_features(waveform, self.front_end)  # (1, F, S)

@@ -263,3 +263,33 @@ def test_zoo_models_lists_a_tower_entry(av_catalog, capsys):
 def test_tower_needs_a_pretrained_checkpoint():
     with pytest.raises(UsageError, match="give pretrained= too"):
         zoo.create_model("r3d_tiny", tower="video")
+
+
+def test_video_classifier_starts_from_one_tower(av_catalog, networks):
+    from zoo.methods.classifier import VideoClassifier
+
+    for tower in (None, "video"):  # the tower built from the backbone, or named
+        model = VideoClassifier("r3d_tiny", num_classes=3, init_from="av-demo", init_tower=tower)
+        model.load_init_weights()
+        assert model.model.fc.out_features == 3
+        torch.testing.assert_close(
+            model.model.stem[0].weight, networks["video"].stem[0].weight, rtol=0, atol=0
+        )
+    with pytest.raises(UsageError, match=r"is for architecture 'resnet9_audio', not 'r3d_tiny'"):
+        VideoClassifier("r3d_tiny", num_classes=3, init_from="av-demo", init_tower="audio")
+
+
+def test_publishing_a_tower_entry_is_refused_plainly(av_catalog, tmp_path):
+    from zoo.publish import publish
+
+    with pytest.raises(UsageError, match=r"'av-demo' holds several towers \(video, audio\); publishing them"):
+        publish("av-demo", "org/av-demo", out_dir=tmp_path / "out", dry_run=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_zoo_eval_reads_the_video_tower(av_catalog, networks):
+    from zoo.eval.commands import _preprocess, load_model
+
+    assert_same_weights(load_model("av-demo"), networks["video"])
+    assert_same_weights(load_model("av-demo", "audio"), networks["audio"])
+    assert _preprocess("av-demo").num_frames == 4

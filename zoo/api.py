@@ -153,6 +153,20 @@ def _chosen_tower(entry: CatalogEntry, tower: str | None, arch: str | None = Non
     )
 
 
+def choose_tower(pretrained: str, arch: str, tower: str | None = None) -> str | None:
+    """The tower of ``pretrained`` that an ``arch`` model loads: ``tower`` if given, else the only tower
+    built from ``arch``; None for a checkpoint with a single architecture.
+
+    Args:
+        pretrained: a catalog name, ``hf-hub:ORG/NAME`` or a path to a folder or weights file.
+        arch: the architecture about to be built.
+        tower: the modality asked for, if any.
+    """
+    entry = _checkpoint_entry(pretrained, None, None)
+    chosen = None if entry is None else _chosen_tower(entry, tower, arch)
+    return None if chosen is None or not entry.towers else chosen.modality
+
+
 def pretrained_arch_args(arch: str, pretrained: str, tower: str | None = None) -> dict[str, Any]:
     """Architecture arguments a checkpoint (or one of its towers) was made with; checks ``arch``.
 

@@ -283,6 +283,11 @@ def publish(
     entry's architecture. ``out_dir`` defaults to a new temporary folder.
     """
     entry = get_entry(name) if isinstance(name, str) else name
+    if entry.towers:  # the published folder format holds one architecture
+        raise UsageError(
+            f"'{entry.name}' holds several towers ({', '.join(entry.towers)}); publishing them is not "
+            "supported yet: its catalog entry and converter stay the way to load it"
+        )
     if model is not None:
         state = {k: v.detach() for k, v in model.state_dict().items()}
     else:

@@ -48,7 +48,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--train-split", default="train")
         p.add_argument("--test-split", default="test")
         p.add_argument(
-            "--modality", default=None, help="encoder of a multi-encoder checkpoint (default: the probed one)"
+            "--modality",
+            default=None,
+            help="encoder of a multi-encoder checkpoint: the probed one of a method checkpoint, "
+            "the video tower of a multi-tower catalog entry (default)",
         )
         p.add_argument(
             "--frames", type=int, default=None, help="frames per clip (default: catalog entry, else 8)"
@@ -94,7 +97,10 @@ def load_model(spec: str, modality: str | None = None, seed: int = 0) -> nn.Modu
         from zoo.run_checkpoints import load_encoder
 
         return load_encoder(path, modality)
-    if path.is_dir() or spec in catalog():
+    entry = catalog().get(spec)
+    if entry is not None and entry.towers:  # the evaluation protocols read clips: the video tower
+        return api.load(spec, tower=modality or "video")
+    if path.is_dir() or entry is not None:
         return api.load(spec)
     if registry.is_model(spec):
         import torch
@@ -104,21 +110,24 @@ def load_model(spec: str, modality: str | None = None, seed: int = 0) -> nn.Modu
     return api.load(spec)  # raises with the closest catalog names
 
 
-def _preprocess(model: str):
-    """The preprocess record of a catalog name or a published folder (None for anything else)."""
+def _preprocess(model: str, modality: str | None = None):
+    """The preprocess record of a catalog name (its video tower, or ``modality``'s, when it has several)
+    or a published folder; None for anything else."""
     from zoo.catalog import catalog
     from zoo.hub import folder_entry
 
     entry = catalog().get(model)
     if entry is None and (Path(model) / "config.json").is_file():
         entry = folder_entry(model)
+    if entry is not None and entry.towers:
+        return entry.tower(modality or "video").preprocess
     return entry.preprocess if entry is not None else None
 
 
 def _clip_settings(args: argparse.Namespace) -> dict[str, Any]:
     from zoo.errors import UsageError
 
-    prep = _preprocess(args.model)
+    prep = _preprocess(args.model, args.modality)
     if prep is not None and prep.sampling_stride is None and args.stride is None:
         raise UsageError(
             f"{args.model} samples frames over the whole video (no stride), which `zoo eval` does not do; "

@@ -21,7 +21,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo import registry
-from zoo.api import load_pretrained, pretrained_arch_args
+from zoo.api import choose_tower, load_pretrained, pretrained_arch_args
 from zoo.catalog import Paper, get_entry
 from zoo.methods.optim import OptimizerName, build_optimizer, param_groups, per_step_schedule
 
@@ -45,6 +45,8 @@ class VideoClassifier(LightningModule):
         num_classes: classes of the head; None takes ``datamodule.num_classes`` at setup.
         init_from: catalog entry, weights file or published folder to start from; its head is
             replaced when the number of classes differs (or always, with ``reset_head``).
+        init_tower: the tower to start from when ``init_from`` holds several (video, audio, ...);
+            left out, the tower built from ``backbone``.
         reset_head: re-initialise the head even when the classes match (a clean transfer).
         label_smoothing: cross-entropy smoothing ε.
         mixup_alpha: Beta(α, α) mixing of pairs of clips and their labels; 0 disables it.
@@ -69,6 +71,7 @@ class VideoClassifier(LightningModule):
         backbone_args: dict[str, Any] | None = None,
         num_classes: int | None = None,
         init_from: str | None = None,
+        init_tower: str | None = None,
         reset_head: bool = False,
         label_smoothing: float = 0.0,
         mixup_alpha: float = 0.0,
@@ -96,7 +99,7 @@ class VideoClassifier(LightningModule):
         hp = self.hparams
         args = {**(hp.backbone_args or {}), "num_classes": num_classes}
         if hp.init_from:  # the checkpoint's architecture arguments first (weights: load_init_weights)
-            args = {**pretrained_arch_args(hp.backbone, hp.init_from), **args}
+            args = {**pretrained_arch_args(hp.backbone, hp.init_from, hp.init_tower), **args}
         self.model = registry.build(hp.backbone, **args)
         self.metrics = nn.ModuleDict(
             {
@@ -112,7 +115,10 @@ class VideoClassifier(LightningModule):
         Called at the start of ``fit``, and not when a run resumes from (or a test reloads) a checkpoint,
         which holds every weight already: the original checkpoint is not fetched again.
         """
-        load_pretrained(self.model, self.hparams.init_from)
+        hp = self.hparams
+        load_pretrained(
+            self.model, hp.init_from, tower=choose_tower(hp.init_from, hp.backbone, hp.init_tower)
+        )
         if self.hparams.reset_head:
             self.model.reset_classifier(self.hparams.num_classes)
         self._init_loaded = True

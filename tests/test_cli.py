@@ -150,3 +150,18 @@ def test_user_errors_do_not_import_lightning(argv, torch_needed):
     assert lightning == "False"
     if not torch_needed:
         assert torch == "False"  # the catalog alone answers `zoo card`
+
+
+def test_models_table_names_a_missing_extra_instead_of_failing(monkeypatch, capsys):
+    from zoo import registry
+    from zoo.models.text import MissingExtraError
+
+    def count(name, **kwargs):
+        if name == "text_encoder":
+            raise MissingExtraError("text encoders need the `transformers` package: pip install 'zoo[text]'")
+        return 1_000_000
+
+    monkeypatch.setattr(registry, "count_parameters", count)
+    assert main(["models", "--arch", "*"]) == 0
+    out = capsys.readouterr().out
+    assert "zoo[text]" in out and "r3d_tiny" in out

@@ -109,10 +109,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     from zoo.catalog import catalog
 
     console = Console(width=None if sys.stdout.isatty() else 160)
+    notes: list[str] = []
     if args.arch:
+        from zoo.errors import UsageError
+
         table = Table("architecture", "params")
         for name in api.list_models(args.pattern):
-            table.add_row(name, _human(_count_params(name, {})))
+            try:
+                params = _human(_count_params(name, {}))
+            except UsageError as exc:  # an optional extra is missing (text encoders need transformers)
+                params = "-"
+                notes.append(f"{name}: {exc}")
+            table.add_row(name, params)
     else:
         table = Table("name", "arch", "params", "input", "metric", "weights", "license")
         entries = catalog()
@@ -128,6 +136,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         console.print(f"no models match '{args.pattern}'")
         return 1
     console.print(table)
+    for note in notes:
+        print(note)
     return 0
 
 

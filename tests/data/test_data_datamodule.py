@@ -246,6 +246,21 @@ def test_a_misconfigured_audio_front_end_names_the_field(arguments, message):
         VideoDataModule(audio=True, **arguments)
 
 
+@pytest.mark.parametrize(
+    ("synth", "message"),
+    [
+        ({"num_clases": 2}, r"^synth: .*unexpected keyword argument 'num_clases'"),
+        ({"size": 15}, r"^synth: .*size"),
+    ],
+)
+def test_a_bad_synth_field_fails_at_construction(tmp_path, synth, message):
+    """SynthMotion's config is checked with the other arguments (it was a TypeError at the first use)."""
+    with pytest.raises(UsageError, match=message):
+        VideoDataModule(synth=synth, synth_root=str(tmp_path / "synth"))
+    assert not (tmp_path / "synth").exists()
+    VideoDataModule(train_manifest=str(tmp_path / "train.csv"), synth=synth)  # not SynthMotion: not read
+
+
 def test_a_tokenizer_that_cannot_be_found_fails_at_construction(tmp_path, monkeypatch):
     from zoo.data.text import TokenizerNotFoundError
 

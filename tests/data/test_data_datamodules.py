@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import yaml
-from helpers import make_image_text, make_mstcn
+from helpers import generate_synth, make_image_text, make_mstcn, tiny_synth
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -25,10 +25,9 @@ from zoo.data.datamodules import (
 from zoo.data.samples import PKSampler
 from zoo.errors import UsageError
 
-SYNTH = dict(
-    size=32, num_frames=8, fps=16, num_classes=2, train_per_class=2, val_per_class=1, test_per_class=0,
-    qa_per_clip=2, qa_choices=4, long_videos=2, reid_identities=10, reid_cameras=2, reid_tracklets=2,
-    languages=("en",), captions_per_language=1, audio=False,
+SYNTH = tiny_synth(
+    num_classes=2, train_per_class=2, val_per_class=1, test_per_class=0, qa_per_clip=2, qa_choices=4,
+    long_videos=2, reid_identities=10, reid_cameras=2, reid_tracklets=2, languages=("en",), captions_per_language=1,
 )  # fmt: skip
 DOCUMENT = " ".join(f"t{i}" for i in range(200))
 LOADER = dict(num_workers=0, persistent_workers=False)
@@ -36,9 +35,7 @@ LOADER = dict(num_workers=0, persistent_workers=False)
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from zoo.data.synthmotion import SynthMotionConfig, generate
-
-    return generate(tmp_path_factory.mktemp("synth"), SynthMotionConfig(**SYNTH), progress=False, workers=1)
+    return generate_synth(tmp_path_factory.mktemp("synth"), SYNTH)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Helpers shared by the tests: a tiny backbone, several gloo ranks on this machine, a tiny run of a recipe, tiny
-dataset layouts (MS-TCN feature sequences, image–text pairs)."""
+dataset layouts (MS-TCN feature sequences, image–text pairs, SynthMotion)."""
 
 from __future__ import annotations
 
@@ -146,3 +146,25 @@ def make_image_text(root: Path) -> Path:
     ]
     (root / "pairs.jsonl").write_text("".join(json.dumps(item) + "\n" for item in items))
     return root / "pairs.jsonl"
+
+
+def tiny_synth(**fields: Any) -> dict[str, Any]:
+    """``SynthMotionConfig`` fields of a tiny set: 32 px clips of 8 frames, and none of the long videos, re-ID
+    tracklets, QA items or sound unless ``fields`` ask for them (``fields`` override every default)."""
+    return {
+        "size": 32,
+        "num_frames": 8,
+        "long_videos": 0,
+        "reid_identities": 0,
+        "qa_per_clip": 0,
+        "audio": False,
+        **fields,
+    }
+
+
+def generate_synth(root: Path, synth: dict[str, Any]) -> Path:
+    """Generate the SynthMotion set of ``synth`` (config fields, e.g. :func:`tiny_synth`'s) at ``root``, in this
+    process, without a progress bar; returns ``root``."""
+    from zoo.data.synthmotion import SynthMotionConfig, generate
+
+    return generate(root, SynthMotionConfig(**synth), progress=False, workers=1)

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import generate_synth, tiny_synth
 
 from zoo.data.audio import AudioMissingError, audio_views, clip_windows, read_audio
 from zoo.data.audio_transforms import AudioAugment, AudioFrontEnd, AudioWindow, audio_features, audio_preset
 from zoo.data.encode import index_pattern_frames, write_video
-from zoo.data.synthmotion import SynthMotionConfig, generate
 
 RATE = 16000
 LOG_MEL = AudioFrontEnd(kind="log_mel", sample_rate=RATE, n_filters=40)  # hop 160: 100 frames a second
@@ -38,11 +38,9 @@ def burst_video(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def synth_video(tmp_path_factory) -> Path:
     """One SynthMotion clip with its sound track: 32 frames at 16 fps (2 s), a tone plus event clicks."""
-    config = SynthMotionConfig(
-        num_classes=1, train_per_class=1, val_per_class=0, test_per_class=0, size=16, num_frames=32,
-        long_videos=0, reid_identities=0, qa_per_clip=0, audio=True,
-    )  # fmt: skip
-    root = generate(tmp_path_factory.mktemp("synth"), config, progress=False, workers=1)
+    synth = tiny_synth(size=16, num_frames=32, audio=True)
+    synth.update(num_classes=1, train_per_class=1, val_per_class=0, test_per_class=0)
+    root = generate_synth(tmp_path_factory.mktemp("synth"), synth)
     with open(root / "train.csv") as f:
         return root / next(csv.DictReader(f))["path"]
 

@@ -1,4 +1,4 @@
-"""``zoo data synth | check | info``: exit codes and what they print."""
+"""``zoo data synth | check | info | tokenizer``: exit codes and what they print."""
 
 import argparse
 import json
@@ -151,3 +151,13 @@ def test_tokenizer_needs_some_text(tmp_path):
 
     with pytest.raises(UsageError, match="FILES"):
         _run("tokenizer", str(tmp_path / "tok"))
+
+
+def test_zoo_data_alone_prints_its_help(capsys):
+    """It printed argparse's "the following arguments are required: SUBCOMMAND" and exited 2."""
+    from zoo.cli import main
+
+    assert main(["data"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: zoo data")
+    assert all(command in out for command in ("synth", "check", "info", "tokenizer"))

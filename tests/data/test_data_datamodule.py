@@ -6,31 +6,27 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import yaml
+from helpers import generate_synth, tiny_synth
 from torch import nn
 from torch.utils.data import DistributedSampler
 
 from zoo.data.datamodule import EpochSampler, VideoDataModule
 from zoo.errors import UsageError
 
-SYNTH = dict(
-    size=32,
+SYNTH = tiny_synth(
     num_frames=12,
     num_classes=3,
     train_per_class=4,
     val_per_class=2,
     test_per_class=2,
-    long_videos=0,
-    reid_identities=0,
     languages=("en",),
+    audio=True,
 )
 
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory) -> Path:
-    from zoo.data.synthmotion import SynthMotionConfig, generate
-
-    root = tmp_path_factory.mktemp("synth")
-    return generate(root, SynthMotionConfig(**SYNTH), progress=False, workers=1)
+    return generate_synth(tmp_path_factory.mktemp("synth"), SYNTH)
 
 
 def _module(synth_root: Path, **kwargs) -> VideoDataModule:
@@ -246,6 +242,21 @@ def test_a_misconfigured_audio_front_end_names_the_field(arguments, message):
         VideoDataModule(audio=True, **arguments)
 
 
+@pytest.mark.parametrize(
+    ("synth", "message"),
+    [
+        ({"num_clases": 2}, r"^synth: .*unexpected keyword argument 'num_clases'"),
+        ({"size": 15}, r"^synth: .*size"),
+    ],
+)
+def test_a_bad_synth_field_fails_at_construction(tmp_path, synth, message):
+    """SynthMotion's config is checked with the other arguments (it was a TypeError at the first use)."""
+    with pytest.raises(UsageError, match=message):
+        VideoDataModule(synth=synth, synth_root=str(tmp_path / "synth"))
+    assert not (tmp_path / "synth").exists()
+    VideoDataModule(train_manifest=str(tmp_path / "train.csv"), synth=synth)  # not SynthMotion: not read
+
+
 def test_a_tokenizer_that_cannot_be_found_fails_at_construction(tmp_path, monkeypatch):
     from zoo.data.text import TokenizerNotFoundError
 
@@ -259,11 +270,9 @@ def test_a_tokenizer_that_cannot_be_found_fails_at_construction(tmp_path, monkey
 
 
 def test_synthmotion_records_carry_captions_per_language(tmp_path):
-    from zoo.data.synthmotion import SynthMotionConfig, generate
-
     synth = {**SYNTH, "num_classes": 1, "train_per_class": 2, "val_per_class": 1, "test_per_class": 1}
     synth.update(languages=("en", "fr"), captions_per_language=2)
-    root = generate(tmp_path / "synth", SynthMotionConfig(**synth), progress=False, workers=1)
+    root = generate_synth(tmp_path / "synth", synth)
     module = _module(root, synth=synth, text=True, captions_per_video=4, languages=["en", "fr"], batch_size=2)
     record = module.records("train").records[0]
     assert sorted(record.extra["captions"]) == ["en", "fr"]

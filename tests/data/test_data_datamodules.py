@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import yaml
-from helpers import make_image_text, make_mstcn
+from helpers import generate_synth, make_image_text, make_mstcn, tiny_synth
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -25,10 +25,9 @@ from zoo.data.datamodules import (
 from zoo.data.samples import PKSampler
 from zoo.errors import UsageError
 
-SYNTH = dict(
-    size=32, num_frames=8, fps=16, num_classes=2, train_per_class=2, val_per_class=1, test_per_class=0,
-    qa_per_clip=2, qa_choices=4, long_videos=2, reid_identities=10, reid_cameras=2, reid_tracklets=2,
-    languages=("en",), captions_per_language=1, audio=False,
+SYNTH = tiny_synth(
+    num_classes=2, train_per_class=2, val_per_class=1, test_per_class=0, qa_per_clip=2, qa_choices=4,
+    long_videos=2, reid_identities=10, reid_cameras=2, reid_tracklets=2, languages=("en",), captions_per_language=1,
 )  # fmt: skip
 DOCUMENT = " ".join(f"t{i}" for i in range(200))
 LOADER = dict(num_workers=0, persistent_workers=False)
@@ -36,9 +35,7 @@ LOADER = dict(num_workers=0, persistent_workers=False)
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from zoo.data.synthmotion import SynthMotionConfig, generate
-
-    return generate(tmp_path_factory.mktemp("synth"), SynthMotionConfig(**SYNTH), progress=False, workers=1)
+    return generate_synth(tmp_path_factory.mktemp("synth"), SYNTH)
 
 
 @pytest.fixture(scope="module")
@@ -344,3 +341,34 @@ def test_lightning_cli_builds_it_by_class_name(kind, tmp_path, synth_root, monke
     )
     assert type(cli.datamodule).__name__ == name and cli.model.num_classes == num_classes
     check_batch(next(iter(cli.datamodule.train_dataloader())), owner=name)
+
+
+def test_saved_hyperparameters_rebuild_the_datamodule(tmp_path, synth_root, documents):
+    """``hparams`` (what a checkpoint keeps) are the constructor's arguments: ``cls(**hparams)`` rebuilds it,
+    also where a DataModule fixes a loader option of the base (tracklets: nothing dropped; no tokenizer)."""
+    for name, module in _modules(tmp_path, synth_root, documents).items():
+        rebuilt = type(module)(**module.hparams)
+        assert dict(rebuilt.hparams) == dict(module.hparams), name
+        for option in ("batch_size", "num_workers", "persistent_workers", "drop_last", "seed"):
+            assert getattr(rebuilt, option) == getattr(module, option), (name, option)
+
+
+@pytest.mark.parametrize(
+    ("name", "defaults", "absent"),
+    [
+        ("FeatureSequenceDataModule", {"batch_size": 1, "drop_last": False, "num_workers": 2}, ["tokenizer"]),
+        ("TrackletDataModule", {"batch_size": 8, "seed": 0}, ["drop_last", "tokenizer", "max_text_length"]),
+        ("DocumentDataModule", {"tokenizer": "bytes", "max_text_length": 512, "pin_memory": False}, []),
+    ],
+)
+def test_the_cli_offers_the_loader_options_a_datamodule_takes(name, defaults, absent):
+    """Loader options pass through ``**loader_options`` to the base; the CLI still lists each with its default."""
+    from jsonargparse import ArgumentParser
+
+    import zoo.data.datamodules
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(getattr(zoo.data.datamodules, name), "data")
+    options = vars(parser.get_defaults().data)
+    assert {key: options.get(key) for key in defaults} == defaults
+    assert not set(absent) & set(options)

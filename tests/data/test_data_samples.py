@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import make_image_text
+from helpers import generate_synth, make_image_text, tiny_synth
 from PIL import Image
 
 from zoo.data.batch import check_batch
@@ -194,14 +194,11 @@ def test_an_unreadable_image_is_skipped_and_counted(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from zoo.data.synthmotion import SynthMotionConfig, generate
-
-    config = SynthMotionConfig(
-        size=32, num_frames=8, fps=16, num_classes=2, train_per_class=2, val_per_class=0, test_per_class=0,
-        qa_per_clip=2, qa_choices=4, long_videos=0, reid_identities=6, reid_cameras=2, reid_tracklets=2,
-        languages=("en",), captions_per_language=1, audio=False,
+    synth = tiny_synth(
+        num_classes=2, train_per_class=2, val_per_class=0, test_per_class=0, qa_per_clip=2, qa_choices=4,
+        reid_identities=6, reid_cameras=2, reid_tracklets=2, languages=("en",), captions_per_language=1,
     )  # fmt: skip
-    return generate(tmp_path_factory.mktemp("synth_samples"), config, progress=False, workers=1)
+    return generate_synth(tmp_path_factory.mktemp("synth_samples"), synth)
 
 
 def test_synthmotion_qa_items_text_only(synth: Path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import ACTIONS, features_of, frame_labels, make_mstcn
+from helpers import ACTIONS, features_of, frame_labels, generate_synth, make_mstcn, tiny_synth
 
 from zoo.data.batch import check_batch
 from zoo.data.formats import ManifestError
@@ -189,13 +189,11 @@ class FrameMean(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def synth_long(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from zoo.data.synthmotion import SynthMotionConfig, generate
-
-    config = SynthMotionConfig(
-        size=32, num_frames=8, fps=16, num_classes=2, train_per_class=0, val_per_class=0, test_per_class=0,
-        long_videos=2, reid_identities=0, languages=("en",), captions_per_language=1, qa_per_clip=0, audio=False,
+    synth = tiny_synth(
+        num_classes=2, train_per_class=0, val_per_class=0, test_per_class=0, long_videos=2, languages=("en",),
+        captions_per_language=1,
     )  # fmt: skip
-    return generate(tmp_path_factory.mktemp("synth_long"), config, progress=False, workers=1)
+    return generate_synth(tmp_path_factory.mktemp("synth_long"), synth)
 
 
 def test_extraction_through_an_image_backbone_gives_the_mstcn_layout(synth_long: Path, tmp_path: Path):

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import generate_synth, tiny_synth
 from torch.utils.data import DataLoader
 
-from zoo.data.synthmotion import LANGUAGES, SynthMotionConfig, generate
+from zoo.data.synthmotion import LANGUAGES
 from zoo.data.text import (
     ByteTokenizer,
     HFTokenizer,
@@ -42,18 +43,8 @@ SAMPLES = {
 @pytest.fixture(scope="module")
 def synth_captions(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     """SynthMotion's captions.json: 16 clips x 5 languages x 2 captions."""
-    config = SynthMotionConfig(
-        size=16,
-        num_frames=2,
-        train_per_class=2,
-        val_per_class=0,
-        test_per_class=0,
-        audio=False,
-        long_videos=0,
-        reid_identities=0,
-        qa_per_clip=0,
-    )
-    root = generate(tmp_path_factory.mktemp("synth"), config, progress=False, workers=1)
+    synth = tiny_synth(size=16, num_frames=2, train_per_class=2, val_per_class=0, test_per_class=0)
+    root = generate_synth(tmp_path_factory.mktemp("synth"), synth)
     return json.loads((root / "captions.json").read_text(encoding="utf-8"))
 
 

@@ -3,21 +3,15 @@
 from pathlib import Path
 
 import pytest
+from helpers import generate_synth, tiny_synth
 
 from zoo.data.batch import check_batch
 from zoo.data.datamodule import VideoDataModule
 
-SYNTH = dict(
-    size=32,
-    num_frames=12,
-    num_classes=2,
-    train_per_class=4,
-    val_per_class=2,
-    test_per_class=2,
-    long_videos=0,
-    reid_identities=0,
-    languages=("en", "de"),
-)
+SYNTH = tiny_synth(
+    num_frames=12, num_classes=2, train_per_class=4, val_per_class=2, test_per_class=2, languages=("en", "de"),
+    audio=True,
+)  # fmt: skip
 
 CONFIGURATIONS = {
     "default": {},
@@ -49,9 +43,7 @@ REQUIRED = {
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory) -> Path:
-    from zoo.data.synthmotion import SynthMotionConfig, generate
-
-    return generate(tmp_path_factory.mktemp("synth"), SynthMotionConfig(**SYNTH), progress=False, workers=1)
+    return generate_synth(tmp_path_factory.mktemp("synth"), SYNTH)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGURATIONS))

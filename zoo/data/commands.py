@@ -31,7 +31,7 @@ def _add_manifest_args(parser: argparse.ArgumentParser) -> None:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``synth``, ``check``, ``info`` and ``tokenizer`` subcommands to the ``zoo data`` parser."""
-    sub = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")  # alone: the help (zoo.cli)
 
     p = sub.add_parser("synth", help="generate SynthMotion (real H.264 videos where motion is the class)")
     p.add_argument("out", help="output folder")

@@ -22,16 +22,14 @@ ranks and sets the dataset's shared epoch every epoch.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
 from einops import rearrange, repeat
-from torch.utils.data import DataLoader
 
 from zoo.data.audio_transforms import AudioAugment, AudioConfigError, AudioFrontEnd, AudioWindow, audio_preset
-from zoo.data.base import EpochSampler, ZooDataModule, seed_worker
+from zoo.data.base import Collate, EpochSampler, ZooDataModule, check_int, seed_worker
 from zoo.data.datasets import DEFAULT_AUDIO_WINDOW, VideoDataset, collate_samples
 from zoo.data.formats import Records, load_records
 from zoo.data.samplers import (
@@ -113,12 +111,6 @@ class VideoDataModule(ZooDataModule):
         keyframe_reach: > 0: for training, a random I-frame within this many frames of the clip.
         labels: samples carry their class label.
         extras: further record fields to carry into the batch.
-        batch_size: samples per batch.
-        num_workers: DataLoader worker processes.
-        persistent_workers: keep the workers between epochs.
-        pin_memory: pin batches in page-locked memory.
-        drop_last: drop the last incomplete training batch.
-        seed: seed of the sampling and augmentation randomness.
         decode_backend: video decoder, ``"pyav"``, ``"decord"`` or ``"torchcodec"`` (None:
             ``$ZOO_VIDEO_BACKEND``, else ``"pyav"``).
         decode_size: ``(height, width)`` to decode to, or None for the video's own size.
@@ -130,6 +122,8 @@ class VideoDataModule(ZooDataModule):
         error_log: a file to which every unreadable video appends one JSON line (path, reason, index).
         synth: :class:`~zoo.data.synthmotion.SynthMotionConfig` fields of the generated SynthMotion set.
         synth_root: where to write SynthMotion (default: :func:`~zoo.data.synthmotion.default_root`).
+        **loader_options: ``batch_size``, ``num_workers``, ``persistent_workers``, ``pin_memory``,
+            ``drop_last``, ``seed`` (of the sampling and augmentation): see :class:`~zoo.data.base.ZooDataModule`.
     """
 
     def __init__(
@@ -177,12 +171,6 @@ class VideoDataModule(ZooDataModule):
         keyframe_reach: int = 0,
         labels: bool = True,
         extras: list[str] | None = None,
-        batch_size: int = 8,
-        num_workers: int = 2,
-        persistent_workers: bool = True,
-        pin_memory: bool = False,
-        drop_last: bool = True,
-        seed: int = 0,
         decode_backend: str | None = None,
         decode_size: tuple[int, int] | None = None,
         device_transforms: bool = False,
@@ -191,28 +179,20 @@ class VideoDataModule(ZooDataModule):
         error_log: str | None = None,
         synth: dict[str, Any] | None = None,
         synth_root: str | None = None,
+        **loader_options: Any,
     ) -> None:
         super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            persistent_workers=persistent_workers,
-            pin_memory=pin_memory,
-            drop_last=drop_last,
-            seed=seed,
             tokenizer=tokenizer if text else None,  # built now: a missing tokenizer fails before any worker
             max_text_length=max_text_length,
+            **loader_options,
         )
         self.save_hyperparameters()
         if view_clips not in ("same", "distinct"):
             raise UsageError(f"view_clips must be 'same' or 'distinct', got {view_clips!r}")
         if test_crops not in (1, 3):
             raise UsageError(f"test_crops must be 1 or 3, got {test_crops}")
-        for name, value, least in [
-            ("num_views", num_views, 1),
-            ("test_clips", test_clips, 1),
-        ]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise UsageError(f"{name} must be an integer >= {least}, got {value!r}")
+        check_int("num_views", num_views, 1)
+        check_int("test_clips", test_clips, 1)
         for stage in ("train", "val", "test"):  # the clip geometry and the transforms check their arguments
             self._sampler(stage)
             self._transform(stage)
@@ -222,34 +202,17 @@ class VideoDataModule(ZooDataModule):
                 "motion_vectors / keyframe share the clip's crop in the workers: no device_transforms"
             )
         self.manifests = {"train": train_manifest, "val": val_manifest, "test": test_manifest}
-        self.uses_synth = all(m is None for m in self.manifests.values())
+        if all(m is None for m in self.manifests.values()):
+            self.use_synth(synth, synth_root)
         self._splits = {"train": train_split, "val": val_split, "test": test_split}
         self._records: dict[str, Records] = {}
 
     # ---- where the records come from
 
-    def _synth_config(self):
-        from zoo.data.synthmotion import SynthMotionConfig
-
-        return SynthMotionConfig(**(self.hparams.synth or {}))
-
-    def _synth_root(self) -> Path:
-        from zoo.data import synthmotion
-
-        config = self._synth_config()
-        return Path(self.hparams.synth_root) if self.hparams.synth_root else synthmotion.default_root(config)
-
-    def prepare_data(self) -> None:
-        """Generate SynthMotion when no manifest is given (once per node; idempotent)."""
-        if self.uses_synth:
-            from zoo.data import synthmotion
-
-            synthmotion.generate(self._synth_root(), self._synth_config(), progress=True)
-
     def _manifest(self, stage: str) -> tuple[str, str, str]:
         """(format, root, split) of a stage."""
-        if self.uses_synth:
-            return "generic", str(self._synth_root() / f"{stage}.csv"), stage
+        if self.synth is not None:
+            return "generic", str(self.synth.folder / f"{stage}.csv"), stage
         manifest = self.manifests[stage]
         if manifest is None:
             raise ValueError(f"no {stage}_manifest was given")
@@ -259,13 +222,11 @@ class VideoDataModule(ZooDataModule):
         """Parsed records of ``stage`` (``train``/``val``/``test``), cached."""
         if stage not in self._records:
             format, root, split = self._manifest(stage)
-            if self.uses_synth and not Path(root).is_file():
-                self.prepare_data()
             records = load_records(format, root, split, **(self.hparams.format_args or {}))
-            if self.uses_synth:  # every caption of every language, from captions.json
+            if self.synth is not None:  # every caption of every language, from captions.json
                 from zoo.data.synthmotion import captions_by_video
 
-                captions = captions_by_video(self._synth_root())
+                captions = captions_by_video(self.synth.folder)
                 for record in records.records:
                     record.extra["captions"] = captions.get(record.path.stem, {})
             self._records[stage] = records
@@ -274,10 +235,10 @@ class VideoDataModule(ZooDataModule):
     @property
     def classes(self) -> list[str] | None:
         """Class names (from the training manifest, else the first one given)."""
-        if self.uses_synth and "train" not in self._records:
+        if self.synth is not None and "train" not in self._records:
             from zoo.data.synthmotion import CLASSES
 
-            return list(CLASSES[: self._synth_config().num_classes])
+            return list(CLASSES[: self.synth.config.num_classes])
         stage = next((s for s in ("train", "val", "test") if self.uses_synth or self.manifests[s]), None)
         return None if stage is None else self.records(stage).classes
 
@@ -325,7 +286,7 @@ class VideoDataModule(ZooDataModule):
             return hp.eval_captions_per_video
         return hp.captions_per_video
 
-    def collate_fn(self, stage: str) -> Callable[[Sequence[dict[str, Any]]], dict[str, Any]]:
+    def collate_fn(self, stage: str) -> Collate:
         """The loader's collate: captions are tokenised there when ``text`` is on."""
         if self.tokenizer is None:
             return collate_samples
@@ -360,20 +321,11 @@ class VideoDataModule(ZooDataModule):
             on_error=hp.on_error,
             max_error_fraction=hp.max_error_fraction,
             error_log=hp.error_log,
-            seed=hp.seed,
+            seed=self.seed,
         )
 
     def has_split(self, split: str) -> bool:
         return self.uses_synth or self.manifests[split] is not None
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
     def apply_device_transform(self, batch: dict[str, Any], stage: str) -> dict[str, Any]:
         """The ``stage`` transform on a collated batch of uint8 clips, on the batch's device.

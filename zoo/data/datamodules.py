@@ -20,14 +20,14 @@ a folder; then :class:`FeatureSequenceDataModule` reads that folder (``root``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from torch.utils.data import DataLoader
 
-from zoo.data.base import ZooDataModule
+from zoo.data.base import Collate, ZooDataModule, check_int
 from zoo.data.formats import VideoRecord, parse_mars, parse_tvqa
 from zoo.data.samplers import RandomClipSampler, UniformClipSampler
 from zoo.data.samples import (
@@ -57,45 +57,10 @@ __all__ = [
     "TrackletDataModule",
 ]
 
-Collate = Callable[[Sequence[dict[str, Any]]], dict[str, Any]]
-
 
 def _needs_tokenizer(module: ZooDataModule) -> None:
     if module.tokenizer is None:
         raise UsageError(f"{type(module).__name__} needs a tokenizer (e.g. tokenizer: bytes), got None")
-
-
-class _SynthMotionDefault:
-    """SynthMotion as the data of a DataModule given no dataset root: generated once per node."""
-
-    def _init_synth(
-        self, synth: dict[str, Any] | None, synth_root: str | None, needs: dict[str, int]
-    ) -> None:
-        from zoo.data.synthmotion import SynthMotionConfig, default_root
-
-        try:
-            self.synth_config = SynthMotionConfig(**(synth or {}))
-        except (TypeError, ValueError) as err:
-            raise UsageError(f"synth: {err}") from err
-        short = [
-            f"{name} >= {least}" for name, least in needs.items() if getattr(self.synth_config, name) < least
-        ]
-        if short:
-            raise UsageError(f"{type(self).__name__} on SynthMotion needs synth {', '.join(short)}")
-        self.synth_root = Path(synth_root) if synth_root else default_root(self.synth_config)
-
-    def prepare_data(self) -> None:
-        """Generate SynthMotion when no dataset root is given (once per node; idempotent)."""
-        if self.uses_synth:
-            from zoo.data.synthmotion import generate
-
-            generate(self.synth_root, self.synth_config, progress=True)
-
-    def _synth(self) -> Path:
-        """The generated SynthMotion folder (generated now if ``prepare_data`` did not run)."""
-        if not (self.synth_root / "synthmotion.json").is_file():
-            self.prepare_data()
-        return self.synth_root
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -127,11 +92,9 @@ class FeatureSequenceDataModule(ZooDataModule):
         length_tolerance: most frames by which features and labels may differ.
         mapping_name: the mapping file of the ``"cte"`` layout.
         batch_size: videos per batch.
-        num_workers: DataLoader worker processes.
-        persistent_workers: keep the workers between epochs.
-        pin_memory: pin batches in page-locked memory.
         drop_last: drop the last incomplete training batch.
-        seed: seed of the ``"sorted"`` draws.
+        **loader_options: ``num_workers``, ``persistent_workers``, ``pin_memory``, ``seed`` (of the ``"sorted"``
+            draws): see :class:`~zoo.data.base.ZooDataModule`.
     """
 
     def __init__(
@@ -152,19 +115,15 @@ class FeatureSequenceDataModule(ZooDataModule):
         length_tolerance: int = 50,
         mapping_name: str = "mapping.txt",
         batch_size: int = 1,
-        num_workers: int = 2,
-        persistent_workers: bool = True,
-        pin_memory: bool = False,
         drop_last: bool = False,
-        seed: int = 0,
+        **loader_options: Any,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
-            num_workers=num_workers,
-            persistent_workers=persistent_workers,
-            pin_memory=pin_memory,
             drop_last=drop_last,
-            seed=seed,
+            tokenizer=None,  # no text
+            max_text_length=DEFAULT_MAX_LENGTH,
+            **loader_options,
         )
         self.save_hyperparameters()
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
@@ -206,15 +165,6 @@ class FeatureSequenceDataModule(ZooDataModule):
         """D of the features."""
         return self.datasets["train"].feature_dim
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
 
 # ------------------------------------------------------------------------------------------------------
 # documents
@@ -238,12 +188,8 @@ class DocumentDataModule(ZooDataModule):
         sampling_strategy: where positives lie: None (anywhere near the anchor), ``"subsuming"`` or ``"adjacent"``.
         tokenizer: the tokenizer of anchors and positives (:func:`zoo.data.text.build_tokenizer`).
         max_text_length: most tokens per span, special tokens included.
-        batch_size: documents per batch.
-        num_workers: DataLoader worker processes.
-        persistent_workers: keep the workers between epochs.
-        pin_memory: pin batches in page-locked memory.
-        drop_last: drop the last incomplete training batch.
-        seed: seed of the span draws.
+        **loader_options: ``batch_size`` (documents), ``num_workers``, ``persistent_workers``, ``pin_memory``,
+            ``drop_last``, ``seed`` (of the span draws): see :class:`~zoo.data.base.ZooDataModule`.
     """
 
     def __init__(
@@ -258,23 +204,9 @@ class DocumentDataModule(ZooDataModule):
         sampling_strategy: Literal["subsuming", "adjacent"] | None = None,
         tokenizer: str | dict[str, Any] = "bytes",
         max_text_length: int = 512,
-        batch_size: int = 8,
-        num_workers: int = 2,
-        persistent_workers: bool = True,
-        pin_memory: bool = False,
-        drop_last: bool = True,
-        seed: int = 0,
+        **loader_options: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            persistent_workers=persistent_workers,
-            pin_memory=pin_memory,
-            drop_last=drop_last,
-            seed=seed,
-            tokenizer=tokenizer,
-            max_text_length=max_text_length,
-        )
+        super().__init__(tokenizer=tokenizer, max_text_length=max_text_length, **loader_options)
         self.save_hyperparameters()
         _needs_tokenizer(self)
         self.files = {"train": train_file, "val": val_file, "test": test_file}
@@ -297,15 +229,6 @@ class DocumentDataModule(ZooDataModule):
 
     def collate_fn(self, split: str) -> Collate:
         return partial(collate_documents, tokenize=self.tokenizer)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -333,12 +256,8 @@ class ImageTextDataModule(ZooDataModule):
         on_error: ``skip`` an unreadable image (counted, path in the warning) or ``raise``.
         max_error_fraction: the run stops once more than this fraction of images failed.
         error_log: a file to which every unreadable image appends one JSON line.
-        batch_size: pairs per batch.
-        num_workers: DataLoader worker processes.
-        persistent_workers: keep the workers between epochs.
-        pin_memory: pin batches in page-locked memory.
-        drop_last: drop the last incomplete training batch.
-        seed: seed of the augmentation randomness.
+        **loader_options: ``batch_size`` (pairs), ``num_workers``, ``persistent_workers``, ``pin_memory``,
+            ``drop_last``, ``seed`` (of the augmentation): see :class:`~zoo.data.base.ZooDataModule`.
     """
 
     def __init__(
@@ -356,23 +275,9 @@ class ImageTextDataModule(ZooDataModule):
         on_error: Literal["skip", "raise"] = "skip",
         max_error_fraction: float = 0.1,
         error_log: str | None = None,
-        batch_size: int = 8,
-        num_workers: int = 2,
-        persistent_workers: bool = True,
-        pin_memory: bool = False,
-        drop_last: bool = True,
-        seed: int = 0,
+        **loader_options: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            persistent_workers=persistent_workers,
-            pin_memory=pin_memory,
-            drop_last=drop_last,
-            seed=seed,
-            tokenizer=tokenizer,
-            max_text_length=max_text_length,
-        )
+        super().__init__(tokenizer=tokenizer, max_text_length=max_text_length, **loader_options)
         self.save_hyperparameters()
         _needs_tokenizer(self)
         self.manifests = {"train": train_manifest, "val": val_manifest, "test": test_manifest}
@@ -412,21 +317,12 @@ class ImageTextDataModule(ZooDataModule):
         """Label names (``classes.txt`` of the training manifest, else ``"0"``, ``"1"``, ...)."""
         return self._pairs["train"][1]
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
 
 # ------------------------------------------------------------------------------------------------------
 # multiple-choice QA
 
 
-class MultipleChoiceQADataModule(_SynthMotionDefault, ZooDataModule):
+class MultipleChoiceQADataModule(ZooDataModule):
     """Multiple-choice QA items (:class:`~zoo.data.samples.MultipleChoiceQADataset`): TVQA, or SynthMotion's.
 
     Batches: ``text`` tokens (B, L) of the questions, ``answers`` tokens (B, A, L) of ``question + separator +
@@ -450,12 +346,9 @@ class MultipleChoiceQADataModule(_SynthMotionDefault, ZooDataModule):
         max_error_fraction: the run stops once more than this fraction of videos failed.
         synth: :class:`~zoo.data.synthmotion.SynthMotionConfig` fields of the generated SynthMotion set.
         synth_root: where to write SynthMotion (default: :func:`~zoo.data.synthmotion.default_root`).
-        batch_size: items per batch.
-        num_workers: DataLoader worker processes.
-        persistent_workers: keep the workers between epochs.
-        pin_memory: pin batches in page-locked memory.
-        drop_last: drop the last incomplete training batch.
-        seed: seed of the clip sampling and augmentation randomness.
+        **loader_options: ``batch_size`` (items), ``num_workers``, ``persistent_workers``, ``pin_memory``,
+            ``drop_last``, ``seed`` (of the clip sampling and augmentation): see
+            :class:`~zoo.data.base.ZooDataModule`.
     """
 
     def __init__(
@@ -476,28 +369,13 @@ class MultipleChoiceQADataModule(_SynthMotionDefault, ZooDataModule):
         max_error_fraction: float = 0.1,
         synth: dict[str, Any] | None = None,
         synth_root: str | None = None,
-        batch_size: int = 8,
-        num_workers: int = 2,
-        persistent_workers: bool = True,
-        pin_memory: bool = False,
-        drop_last: bool = True,
-        seed: int = 0,
+        **loader_options: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            persistent_workers=persistent_workers,
-            pin_memory=pin_memory,
-            drop_last=drop_last,
-            seed=seed,
-            tokenizer=tokenizer,
-            max_text_length=max_text_length,
-        )
+        super().__init__(tokenizer=tokenizer, max_text_length=max_text_length, **loader_options)
         self.save_hyperparameters()
         _needs_tokenizer(self)
-        self.uses_synth = root is None
-        if self.uses_synth:
-            self._init_synth(synth, synth_root, {"qa_per_clip": 1})
+        if root is None:
+            self.use_synth(synth, synth_root, needs={"qa_per_clip": 1})
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
         for split in ("train", "val", "test"):
             self._sampler(split)  # a bad clip geometry is an error now
@@ -514,12 +392,12 @@ class MultipleChoiceQADataModule(_SynthMotionDefault, ZooDataModule):
     def has_split(self, split: str) -> bool:
         if self.splits.get(split) is None:
             return False
-        return not self.uses_synth or getattr(self.synth_config, f"{split}_per_class", 0) > 0
+        return self.synth is None or getattr(self.synth.config, f"{split}_per_class", 0) > 0
 
     def records(self, split: str) -> list[VideoRecord]:
         """The QA items of ``split``."""
-        if self.uses_synth:
-            return synthmotion_qa_records(self._synth(), self.splits[split])
+        if self.synth is not None:
+            return synthmotion_qa_records(self.synth.folder, self.splits[split])
         return parse_tvqa(Path(self.hparams.root), self.splits[split], self.hparams.video_dir).records
 
     def build_dataset(self, split: str) -> MultipleChoiceQADataset:
@@ -538,21 +416,12 @@ class MultipleChoiceQADataModule(_SynthMotionDefault, ZooDataModule):
     def collate_fn(self, split: str) -> Collate:
         return partial(collate_multiple_choice, tokenize=self.tokenizer, separator=self.hparams.separator)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
 
 # ------------------------------------------------------------------------------------------------------
 # tracklets (video re-identification)
 
 
-class TrackletDataModule(_SynthMotionDefault, ZooDataModule):
+class TrackletDataModule(ZooDataModule):
     """Tracklets with identity and camera (:class:`~zoo.data.samples.TrackletDataset`): MARS, or SynthMotion's.
 
     Training batches hold P identities × K tracklets (:class:`~zoo.data.samples.PKSampler`, split across ranks;
@@ -578,11 +447,9 @@ class TrackletDataModule(_SynthMotionDefault, ZooDataModule):
         error_log: a file to which every unreadable tracklet appends one JSON line.
         synth: :class:`~zoo.data.synthmotion.SynthMotionConfig` fields of the generated SynthMotion set.
         synth_root: where to write SynthMotion (default: :func:`~zoo.data.synthmotion.default_root`).
-        batch_size: tracklets per query or gallery batch (training batches are P·K).
-        num_workers: DataLoader worker processes.
-        persistent_workers: keep the workers between epochs.
-        pin_memory: pin batches in page-locked memory.
-        seed: seed of the PK batches, clip sampling and augmentation.
+        **loader_options: ``batch_size`` (tracklets per query or gallery batch; training batches are P·K),
+            ``num_workers``, ``persistent_workers``, ``pin_memory``, ``seed`` (of the PK batches, clip sampling
+            and augmentation): see :class:`~zoo.data.base.ZooDataModule`. Nothing is dropped.
     """
 
     def __init__(
@@ -601,27 +468,16 @@ class TrackletDataModule(_SynthMotionDefault, ZooDataModule):
         error_log: str | None = None,
         synth: dict[str, Any] | None = None,
         synth_root: str | None = None,
-        batch_size: int = 8,
-        num_workers: int = 2,
-        persistent_workers: bool = True,
-        pin_memory: bool = False,
-        seed: int = 0,
+        **loader_options: Any,
     ) -> None:
         super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            persistent_workers=persistent_workers,
-            pin_memory=pin_memory,
-            drop_last=False,
-            seed=seed,
+            drop_last=False, tokenizer=None, max_text_length=DEFAULT_MAX_LENGTH, **loader_options
         )
         self.save_hyperparameters()
-        for name, value in (("p", p), ("k", k)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"{name} must be an integer >= 1, got {value!r}")
-        self.uses_synth = root is None
-        if self.uses_synth:
-            self._init_synth(synth, synth_root, {"reid_identities": 2})
+        check_int("p", p, 1)
+        check_int("k", k, 1)
+        if root is None:
+            self.use_synth(synth, synth_root, needs={"reid_identities": 2})
         for split in ("train", "query"):
             self._sampler(split)  # a bad clip geometry or preset is an error now
             self._transform(split)
@@ -645,8 +501,8 @@ class TrackletDataModule(_SynthMotionDefault, ZooDataModule):
 
     def records(self, split: str) -> list[VideoRecord]:
         """The tracklets of ``split`` (``train``, ``query`` or ``gallery``)."""
-        if self.uses_synth:
-            return synthmotion_tracklet_records(self._synth(), split)
+        if self.synth is not None:
+            return synthmotion_tracklet_records(self.synth.folder, split)
         return parse_mars(Path(self.hparams.root), split, self.hparams.fps).records
 
     def build_dataset(self, split: str) -> TrackletDataset:
@@ -667,8 +523,8 @@ class TrackletDataModule(_SynthMotionDefault, ZooDataModule):
     @property
     def classes(self) -> list[str]:
         """The training identities (as text), one class each for an identity classifier."""
-        if self.uses_synth and "train" not in self.datasets:
-            return [str(i) for i in range(self.synth_config.reid_identities // 2)]  # the first half trains
+        if self.synth is not None and "train" not in self.datasets:
+            return [str(i) for i in range(self.synth.config.reid_identities // 2)]  # the first half trains
         return [str(i) for i in sorted(set(self._train().identities))]
 
     def _train(self) -> TrackletDataset:

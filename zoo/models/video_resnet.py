@@ -89,15 +89,16 @@ def _projection(in_channels: int, out_channels: int, stride: int, norm_layer: No
     )
 
 
-class VideoBasicBlock(nn.Module):
-    """Two (2+1)D or 3D convolutions with an identity (or 1x1x1 projection) shortcut.
+class _VideoResidualBlock(nn.Module):
+    """``relu(residual(x) + shortcut(x))``; the shortcut is the identity, or a strided 1x1x1 projection where the
+    stride or the channels change. Subclasses build the residual branch (:meth:`_init_residual`).
 
     Args:
         conv_type: "3d" or "2plus1d".
         in_channels: input channels.
-        planes: output channels.
-        stride: stride of the first convolution (in T, H and W).
-        midplanes: "block" (torchvision) or "conv" (VMZ) rule for the (2+1)D middle channels.
+        planes: the block's width (the output has ``expansion * planes`` channels).
+        stride: stride of the strided convolution (in T, H and W).
+        midplanes: "block" (torchvision) or "conv" (VMZ / Kenshohara) rule for the (2+1)D middle channels.
         norm_layer: BatchNorm3d constructor (eps and momentum bound).
     """
 
@@ -113,6 +114,42 @@ class VideoBasicBlock(nn.Module):
         norm_layer: NormLayer = nn.BatchNorm3d,
     ):
         super().__init__()
+        self._init_residual(conv_type, in_channels, planes, stride, midplanes, norm_layer)
+        self.relu = nn.ReLU(inplace=True)
+        out_channels = planes * self.expansion
+        self.downsample = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = _projection(in_channels, out_channels, stride, norm_layer)
+
+    def _init_residual(
+        self,
+        conv_type: ConvType,
+        in_channels: int,
+        planes: int,
+        stride: int,
+        midplanes: MidplanesRule,
+        norm_layer: NormLayer,
+    ) -> None:
+        raise NotImplementedError
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.residual(x) + shortcut)
+
+
+class VideoBasicBlock(_VideoResidualBlock):
+    """Two (2+1)D or 3D convolutions (the first one strided, ``planes`` channels) with a shortcut.
+
+    With the "block" rule both (2+1)D convolutions take the middle channels of (in, planes); with "conv"
+    the second one takes those of (planes, planes).
+    """
+
+    expansion = 1
+
+    def _init_residual(self, conv_type, in_channels, planes, stride, midplanes, norm_layer) -> None:
         mid1 = middle_channels(in_channels, planes)
         mid2 = mid1 if midplanes == "block" else middle_channels(planes, planes)
         self.conv1 = nn.Sequential(
@@ -121,46 +158,24 @@ class VideoBasicBlock(nn.Module):
             nn.ReLU(inplace=True),
         )
         self.conv2 = nn.Sequential(_conv(conv_type, planes, planes, mid2, 1, norm_layer), norm_layer(planes))
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or in_channels != planes:
-            self.downsample = _projection(in_channels, planes, stride, norm_layer)
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.conv2[1].weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.conv2(self.conv1(x)) + shortcut)
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(x))
 
 
-class VideoBottleneck(nn.Module):
+class VideoBottleneck(_VideoResidualBlock):
     """1x1x1 reduce → (2+1)D or 3D convolution (strided) → 1x1x1 expand (x4), with a shortcut.
 
     torchvision computes the middle channels from the block's (in, planes) although the convolution
     maps planes to planes; the "conv" rule (Kenshohara's R(2+1)D, CMD) uses (planes, planes).
-
-    Args:
-        conv_type: "3d" or "2plus1d".
-        in_channels: input channels.
-        planes: channels of the inner convolutions (the output has ``4 * planes``).
-        stride: stride of the middle convolution (in T, H and W).
-        midplanes: "block" (torchvision) or "conv" (VMZ / Kenshohara) rule for the middle channels.
-        norm_layer: BatchNorm3d constructor (eps and momentum bound).
     """
 
     expansion = 4
 
-    def __init__(
-        self,
-        conv_type: ConvType,
-        in_channels: int,
-        planes: int,
-        stride: int = 1,
-        midplanes: MidplanesRule = "block",
-        norm_layer: NormLayer = nn.BatchNorm3d,
-    ):
-        super().__init__()
+    def _init_residual(self, conv_type, in_channels, planes, stride, midplanes, norm_layer) -> None:
         out_channels = planes * self.expansion
         mid = middle_channels(in_channels if midplanes == "block" else planes, planes)
         self.conv1 = nn.Sequential(
@@ -172,17 +187,12 @@ class VideoBottleneck(nn.Module):
             nn.ReLU(inplace=True),
         )
         self.conv3 = nn.Sequential(nn.Conv3d(planes, out_channels, 1, bias=False), norm_layer(out_channels))
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or in_channels != out_channels:
-            self.downsample = _projection(in_channels, out_channels, stride, norm_layer)
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.conv3[1].weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.conv3(self.conv2(self.conv1(x))) + shortcut)
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv3(self.conv2(self.conv1(x)))
 
 
 def _stem(
@@ -297,7 +307,7 @@ class VideoResNet(Backbone):
                 nn.init.zeros_(m.bias)
         if zero_init_residual:
             for m in self.modules():
-                if isinstance(m, VideoBasicBlock | VideoBottleneck):
+                if isinstance(m, _VideoResidualBlock):
                     m.zero_init_last()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

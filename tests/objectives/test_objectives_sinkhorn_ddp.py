@@ -3,6 +3,7 @@
 Each rank solves Sinkhorn on its own rows with the sums over samples all-reduced; the rows it gets
 back are its slice of the single-process codes (float64, tolerance 1e-12), in the exponential and the
 log domain, with a non-uniform sample marginal. ``distributed=False`` solves each half alone instead.
+The SeLa form runs on each rank over the gathered dataset and gives every rank the same labels.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import torch
 from helpers import run_ranks
 
-from zoo.objectives.sinkhorn import sinkhorn, sinkhorn_swav
+from zoo.objectives.sinkhorn import sinkhorn, sinkhorn_knopp, sinkhorn_swav
 
 WORLD = 2
 BATCH = 10
@@ -38,9 +39,16 @@ def _codes(data: dict[str, torch.Tensor], rows: slice) -> dict[str, torch.Tensor
     }
 
 
+def _self_labels(data: dict[str, torch.Tensor]) -> torch.Tensor:
+    probs = torch.softmax(data["scores"] * 4, dim=1)
+    return sinkhorn_knopp(probs, 20, cluster_marginal=data["clusters"]).labels
+
+
 def _worker(rank: int, out_dir: str) -> None:
     half = slice(rank * BATCH // WORLD, (rank + 1) * BATCH // WORLD)
-    torch.save(_codes(_data(), half), Path(out_dir) / f"rank{rank}.pt")
+    codes = _codes(_data(), half)
+    codes["sela"] = _self_labels(_data())  # every rank holds the gathered dataset (SeLaVi's passes)
+    torch.save(codes, Path(out_dir) / f"rank{rank}.pt")
 
 
 def test_two_ranks_equal_one_process(tmp_path):
@@ -57,3 +65,4 @@ def test_two_ranks_equal_one_process(tmp_path):
         alone = sinkhorn(data["scores"][half] / 0.1, 3)
         assert torch.allclose(codes["local"], alone, atol=1e-12, rtol=1e-10)
         assert not torch.allclose(codes["local"], joint[half], atol=1e-3)
+        assert torch.equal(codes["sela"], _self_labels(data))  # the local SeLa solve runs on every rank

@@ -195,7 +195,9 @@ def sinkhorn_knopp(
     λ / 2``; its Gaussian cluster marginal is a ``cluster_marginal``.
 
     Args:
-        probs: (N, K) model probabilities of every sample (rows of a softmax), one process.
+        probs: (N, K) model probabilities of every sample (rows of a softmax). The solve is local: under
+            several ranks, gather the whole dataset's probabilities on every rank first, and every
+            rank gets the same labels.
         power: λ, the sharpening exponent (SeLa/SeLaVi: 20).
         sample_marginal: (N,) positive sample weights (default uniform 1/N).
         cluster_marginal: (K,) positive cluster weights (default uniform 1/K).
@@ -208,8 +210,6 @@ def sinkhorn_knopp(
     """
     if probs.ndim != 2:
         raise ValueError(f"probs must be (N samples, K clusters); got {tuple(probs.shape)}")
-    if is_distributed() and dist.get_world_size() > 1:
-        raise ValueError("sinkhorn_knopp solves the whole dataset in one process; gather probs to one rank")
     if max_iters < 1 or check_every < 1:
         raise ValueError(f"max_iters and check_every must be at least 1; got {max_iters}, {check_every}")
     probs = probs.to(dtype)

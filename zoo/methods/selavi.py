@@ -24,6 +24,7 @@ dict: encoders, heads, self-labels (``label_buffers.selflabels``) and cluster si
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 import torch
@@ -323,6 +324,23 @@ class SeLaVi(SSLMethod):
                 self.log(f"train/selflabel_{name}", value, on_step=True, on_epoch=False, batch_size=1)
 
     # --- checkpoints and evaluation ----------------------------------------------------------------
+
+    @classmethod
+    def from_original_checkpoint(cls, path: str | os.PathLike, **kwargs: Any) -> SeLaVi:
+        """A SeLaVi of the authors' layout (R(2+1)D-18, ResNet-9) loaded strictly from their checkpoint
+        file (``selavi_*.pth``): encoders, heads, self-labels and cluster sizes.
+
+        Args:
+            path: the original checkpoint.
+            **kwargs: further constructor arguments (``num_clusters`` and ``heads`` come from the file).
+        """
+        from zoo.convert import convert_file
+
+        state = convert_file("selavi", path)
+        heads, num_clusters = state["cluster_sizes"].shape
+        model = cls(num_clusters=num_clusters, heads=heads, **{"online_probe": False, **kwargs})
+        model.load_state_dict(state)
+        return model.eval()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)

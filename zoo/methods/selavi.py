@@ -36,6 +36,7 @@ from zoo.catalog import Paper
 from zoo.errors import UsageError
 from zoo.eval.clustering import clustering_scores
 from zoo.methods.base import SSLMethod
+from zoo.methods.memory import LabelBuffer
 from zoo.models.self_label_head import SelfLabelHead
 from zoo.objectives.self_labelling import (
     SizeOrder,
@@ -144,7 +145,7 @@ class SeLaVi(SSLMethod):
                 for m in MODALITIES
             }
         )
-        self.selflabels = self.add_label_buffer("selflabels", heads=heads)
+        self.add_label_buffer("selflabels", heads=heads)
         # K_dist of the original per head: the cluster sizes behind the marginal r ∝ 1/size (ones: uniform)
         self.register_buffer("cluster_sizes", torch.ones(heads, num_clusters, dtype=torch.float64))
         self.register_buffer("cluster_sizes_drawn", torch.tensor(False))
@@ -152,6 +153,11 @@ class SeLaVi(SSLMethod):
         self._pass_heads: list[int] = []  # the head group of the running dataset pass
 
     # --- the model -------------------------------------------------------------------------------
+
+    @property
+    def selflabels(self) -> LabelBuffer:
+        """The self-labels (N, heads) of the training samples, by sample index."""
+        return self.label_buffers["selflabels"]
 
     def head_logits(self, modality: str, features: torch.Tensor) -> torch.Tensor:
         """Logits (H, B, K) of every head of ``modality`` over pooled features (B, F)."""

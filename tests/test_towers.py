@@ -279,12 +279,32 @@ def test_video_classifier_starts_from_one_tower(av_catalog, networks):
         VideoClassifier("r3d_tiny", num_classes=3, init_from="av-demo", init_tower="audio")
 
 
-def test_publishing_a_tower_entry_is_refused_plainly(av_catalog, tmp_path):
+def test_a_tower_entry_publishes_and_its_folder_loads_every_tower(av_catalog, networks, tmp_path):
+    from huggingface_hub import ModelCard
+
     from zoo.publish import publish
 
-    with pytest.raises(UsageError, match=r"'av-demo' holds several towers \(video, audio\); publishing them"):
-        publish("av-demo", "org/av-demo", out_dir=tmp_path / "out", dry_run=True)
-    assert not (tmp_path / "out").exists()
+    plan = publish("av-demo", "org/av-demo", out_dir=tmp_path / "out", dry_run=True)
+    loaded = zoo.load(str(plan.folder))
+    assert set(loaded.keys()) == {"video", "audio"}
+    assert_same_weights(loaded["video"], networks["video"])
+    assert_same_weights(loaded["audio"], networks["audio"])
+    card = ModelCard.load(plan.folder / "README.md")
+    assert card.data.pipeline_tag == "feature-extraction"
+    assert {"video", "audio", "r3d_tiny", "resnet9_audio"} <= set(card.data.tags)
+    assert "keys `video_network." in card.text and "| audio.preset | gdt |" in card.text
+    # a Towers module (e.g. after fine-tuning) publishes under the entry's prefixes
+    plan = publish("av-demo", "org/av-demo", out_dir=tmp_path / "again", dry_run=True, model=loaded)
+    assert_same_weights(zoo.load(str(plan.folder), tower="audio"), networks["audio"])
+
+
+def test_a_tower_that_does_not_fit_its_weights_is_not_published(av_catalog, networks, tmp_path):
+    from zoo.publish import publish
+
+    loaded = zoo.load("av-demo")
+    loaded["audio"] = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match=r"weights for 'av-demo \(audio tower\)' do not fit resnet9_audio"):
+        publish("av-demo", "org/av-demo", out_dir=tmp_path / "out", dry_run=True, model=loaded)
 
 
 def test_zoo_eval_reads_the_video_tower(av_catalog, networks):

@@ -84,40 +84,65 @@ class PublishPlan:
         return "\n".join(lines)
 
 
-def _check_fits(entry: CatalogEntry, state: dict[str, torch.Tensor]) -> nn.Module:
+def _check_fits(entry: CatalogEntry, state: dict[str, torch.Tensor]) -> nn.Module | None:
     """Refuse weights that ``zoo.load`` of the published folder could not load into the architecture.
 
-    Returns the architecture, built without memory where it allows (to read its classifier keys).
+    Every tower of a multi-tower entry is checked against its own keys (none may be left unclaimed).
+    Returns the architecture of a single-architecture entry, built without memory where it allows (to
+    read its classifier keys); None for a multi-tower entry.
     """
     from zoo import registry
+    from zoo.api import tower_states
 
+    if entry.towers:
+        parts = tower_states(entry, state, entry.name)
+        for modality, tower in entry.towers.items():
+            _compare(f"{entry.name} ({modality} tower)", tower.arch, tower.arch_args, parts[modality])
+        return None
     try:
         with torch.device("meta"):
             model = registry.build(entry.arch, **entry.arch_args)
     except (RuntimeError, NotImplementedError):  # an architecture whose init needs real tensors
         model = registry.build(entry.arch, **entry.arch_args)
-    expected = model.state_dict()
+    _compare(entry.name, entry.arch, entry.arch_args, state, model.state_dict())
+    return model
+
+
+def _compare(
+    what: str,
+    arch: str,
+    arch_args: dict[str, Any],
+    state: dict[str, torch.Tensor],
+    expected: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Raise unless ``state`` has exactly the keys and shapes of ``arch(**arch_args)``."""
+    from zoo import registry
+
+    if expected is None:
+        with torch.device("meta"):
+            expected = registry.build(arch, **arch_args).state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     mismatched = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
     if missing or unexpected or mismatched:
         raise ValueError(
-            f"weights for '{entry.name}' do not fit {entry.arch}({entry.arch_args}): missing {missing[:8]}, "
+            f"weights for '{what}' do not fit {arch}({arch_args}): missing {missing[:8]}, "
             f"unexpected {unexpected[:8]}, shape mismatch {mismatched[:8]}"
         )
-    return model
 
 
-def pipeline_tag(entry: CatalogEntry, model: nn.Module) -> str:
+def pipeline_tag(entry: CatalogEntry, model: nn.Module | None) -> str:
     """The Hub task of a checkpoint: ``<modality>-classification`` or ``feature-extraction``.
 
     A model with a classifier head (a parameter under its ``classifier_keys``, with outputs) is a
-    classifier; one without is an encoder.
+    classifier; one without is an encoder, and so are the towers of a multi-tower checkpoint.
 
     Args:
         entry: the catalog entry.
-        model: its architecture (its ``classifier_keys`` name the head's parameters).
+        model: its architecture (its ``classifier_keys`` name the head's parameters); None for towers.
     """
+    if model is None:
+        return "feature-extraction"
     head = tuple(getattr(model, "classifier_keys", ()))
     has_head = any(k.startswith(head) and v.numel() for k, v in model.state_dict().items()) if head else False
     modality = entry.preprocess.modality
@@ -139,7 +164,9 @@ def card_data(entry: CatalogEntry, task: str) -> ModelCardData:
 
     license_id = entry.license.lower()
     known_license = license_id in _HUB_LICENSES
-    tags = ["zoo", "pytorch", "safetensors", entry.preprocess.modality, entry.arch]
+    modalities = list(entry.towers) or [entry.preprocess.modality]
+    archs = [arch for arch, _ in entry.architectures]
+    tags = list(dict.fromkeys(["zoo", "pytorch", "safetensors", *modalities, *archs]))
     if is_self_supervised(entry):
         tags.insert(4, "self-supervised")
     datasets = [m.dataset for m in (*entry.metrics.paper, *entry.metrics.measured) if m.dataset]
@@ -179,9 +206,16 @@ def model_card(entry: CatalogEntry, repo_id: str, task: str) -> str:
     card = Card(entry)
     lines = [f"# {entry.name}", ""]
     lines += [entry.notes.strip(), ""] if entry.notes.strip() else []
-    lines += [
-        f"Weights for the `zoo` architecture `{entry.arch}` ({json.dumps(entry.arch_args)}), as safetensors."
-    ]
+    if entry.towers:
+        lines += ["Weights of several towers in one safetensors file, each under its key prefix:", ""]
+        lines += [
+            f"- {m}: `{t.arch}` ({json.dumps(t.arch_args)}), keys `{t.prefix}*`"
+            for m, t in entry.towers.items()
+        ]
+    else:
+        lines += [
+            f"Weights for the `zoo` architecture `{entry.arch}` ({json.dumps(entry.arch_args)}), as safetensors."
+        ]
     if entry.paper:
         title = f"[{entry.paper.title}]({entry.paper.url})" if entry.paper.url else entry.paper.title
         lines += ["", f"Paper: {title}."]
@@ -193,7 +227,15 @@ def model_card(entry: CatalogEntry, repo_id: str, task: str) -> str:
         lines += ["", "Figures measured here were produced with:", ""]
         lines += [f"- {m.name} ({m.dataset or 'n/a'}): `{m.command}`" for m in card.commands()]
     lines += ["", "## Preprocessing", "", "| field | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in entry.preprocess.to_dict().items() if v is not None]
+    if entry.towers:
+        lines += [
+            f"| {m}.{k} | {v} |"
+            for m, t in entry.towers.items()
+            for k, v in t.preprocess.to_dict().items()
+            if v is not None
+        ]
+    else:
+        lines += [f"| {k} | {v} |" for k, v in entry.preprocess.to_dict().items() if v is not None]
     lines += [
         "",
         "## Usage",
@@ -283,12 +325,13 @@ def publish(
     entry's architecture. ``out_dir`` defaults to a new temporary folder.
     """
     entry = get_entry(name) if isinstance(name, str) else name
-    if entry.towers:  # the published folder format holds one architecture
-        raise UsageError(
-            f"'{entry.name}' holds several towers ({', '.join(entry.towers)}); publishing them is not "
-            "supported yet: its catalog entry and converter stay the way to load it"
-        )
-    if model is not None:
+    if model is not None and entry.towers:  # a Towers module: each tower's keys under its prefix
+        state = {
+            entry.tower(modality).prefix + key: value.detach()
+            for modality, tower in model.items()
+            for key, value in tower.state_dict().items()
+        }
+    elif model is not None:
         state = {k: v.detach() for k, v in model.state_dict().items()}
     else:
         state = load_state_dict(resolve(entry, revision=revision, cache_dir=cache_dir, progress=progress))

@@ -22,7 +22,8 @@ WEIGHTS_FILE = "model.safetensors"
 
 
 def read_folder_config(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``config.json`` of a published folder, checked to be a JSON object with an ``arch``."""
+    """The ``config.json`` of a published folder, checked to be a JSON object with an ``arch`` (or, for
+    a multi-tower checkpoint, an ``entry`` with ``towers``)."""
     folder = Path(path)
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
@@ -34,9 +35,13 @@ def read_folder_config(path: str | os.PathLike) -> dict[str, Any]:
         config = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{config_path}: not valid JSON ({exc})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("arch"), str):
+    towers = (
+        isinstance(config, dict) and isinstance(config.get("entry"), dict) and "towers" in config["entry"]
+    )
+    if not isinstance(config, dict) or not (isinstance(config.get("arch"), str) or towers):
         raise UsageError(
-            f"{config_path}: expected a JSON object with an 'arch' (as written by `zoo publish`)"
+            f"{config_path}: expected a JSON object with an 'arch' or an entry with 'towers' "
+            "(as written by `zoo publish`)"
         )
     return config
 

@@ -151,11 +151,31 @@ class XDC(SSLMethod):
         self.add_label_buffer("audio_targets")
         self.register_buffer("video_target_weights", torch.ones(num_clusters))
         self.register_buffer("audio_target_weights", torch.ones(num_clusters))
+        # centroids of the last clustering (in the space k-means ran in): assign new clips to clusters
+        self.register_buffer("audio_centroids", torch.zeros(num_clusters, audio.num_features))
+        self.register_buffer("video_centroids", torch.zeros(num_clusters, video.num_features))
         self.cluster_scores: dict[str, float] = {}  # NMI etc. of the last clustering with the labels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """h = E_v(x): the video representation of clips (B, C, T, H, W)."""
         return self.embed("video", x)
+
+    def assign_clusters(self, modality: str, features: torch.Tensor) -> torch.Tensor:
+        """The nearest centroid (B,) of the last clustering of ``modality`` for features (B, F)."""
+        if self.hparams.cluster_normalize:
+            features = F.normalize(features, dim=1)
+        return torch.cdist(features, getattr(self, f"{modality}_centroids")).argmin(dim=1)
+
+    @torch.no_grad()
+    def audio_to_video_scores(self, h_audio: torch.Tensor, h_video: torch.Tensor) -> torch.Tensor:
+        """Cross-modal scores (A, V): log p(cluster of audio a | video v) under the video classifier.
+
+        XDC has no joint embedding; its link between the modalities is that the video classifier
+        predicts the audio clusters, so an audio clip retrieves the videos most confident in its cluster.
+        """
+        clusters = self.assign_clusters("audio", h_audio)  # (A,)
+        log_p = self.video_classifier(h_video).log_softmax(dim=-1)  # (V, K)
+        return log_p[:, clusters].T
 
     # --- clustering ----------------------------------------------------------------------------------
 
@@ -191,10 +211,11 @@ class XDC(SSLMethod):
             video_clusters = kmeans(
                 outputs["video"][has_audio], hp.num_clusters, normalize=hp.cluster_normalize, **settings
             )
-            video_targets[has_audio] = (
-                audio_clusters.assignments
-            )  # audio clusters supervise the video encoder
-            audio_targets[has_audio] = video_clusters.assignments  # and video clusters the audio encoder
+            self.audio_centroids.copy_(audio_clusters.centroids)
+            self.video_centroids.copy_(video_clusters.centroids)
+            # Fig. 1 (XDC): the audio clusters supervise the video encoder, and the reverse
+            video_targets[has_audio] = audio_clusters.assignments
+            audio_targets[has_audio] = video_clusters.assignments
             for modality, clusters in (("video", video_targets), ("audio", audio_targets)):
                 weights = getattr(self, f"{modality}_target_weights")
                 balanced = cluster_balance_weights(clusters[has_audio].cpu(), hp.num_clusters)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import tiny_fit_override
+from helpers import run_ranks, tiny_fit_override
 
 from zoo.cli import main
 from zoo.errors import UsageError
@@ -27,8 +27,10 @@ def tiny_xdc(**overrides) -> XDC:
     return XDC(**{**TINY, **overrides})
 
 
-def two_partitions(model: XDC, n: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Audio features clustered by ``a`` and video features clustered by ``v``, two different partitions."""
+def two_partitions(
+    model: XDC, n: int = 16, audio_partition: str = "a"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Audio features clustered by ``a`` (or ``v``) and video features clustered by ``v``: two partitions."""
     a = torch.arange(n) % 2  # 0101...
     v = (torch.arange(n) // (n // 2)) % 2  # 0000...1111
     generator = torch.Generator().manual_seed(0)
@@ -38,7 +40,7 @@ def two_partitions(model: XDC, n: int = 16) -> tuple[torch.Tensor, torch.Tensor,
         centres = torch.eye(dim)[:2] * 10  # two well-separated directions
         return centres[labels] + 0.1 * torch.randn(n, dim, generator=generator)
 
-    return points(a, "audio"), points(v, "video"), a, v
+    return points(a if audio_partition == "a" else v, "audio"), points(v, "video"), a, v
 
 
 def same_partition(x: torch.Tensor, y: torch.Tensor) -> bool:
@@ -209,3 +211,19 @@ def test_recipe_pretrains_on_synthmotion_with_audio(tmp_path, tiny_synth_data):
     assert len(video_targets) == 8 and (video_targets >= 0).all() and (audio_targets >= 0).all()
     assert set(video_targets.tolist()) == {0, 1}  # both audio clusters used as video pseudo-labels
     assert state["audio_centroids"].abs().sum() > 0
+
+
+def _rank_clusters(rank: int, out_dir: str) -> None:
+    model = tiny_xdc(seed=rank)
+    audio, video, _, _ = two_partitions(model)
+    if rank == 1:  # alone, this rank would label the video encoder with the other partition
+        audio = two_partitions(model, audio_partition="v")[0]
+    dataset_pass(model, audio, video, torch.ones(16, dtype=torch.bool))
+    torch.save(model.label_buffers["video_targets"].labels[:, 0], f"{out_dir}/rank{rank}.pt")
+
+
+def test_every_rank_takes_the_first_ranks_clusters(tmp_path):
+    run_ranks(_rank_clusters, str(tmp_path))
+    first, second = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    assert same_partition(first, torch.arange(16) % 2)  # rank 0's audio partition

@@ -40,6 +40,7 @@ import warnings
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -224,10 +225,20 @@ class XDC(SSLMethod):
                 self._score_clusters(
                     audio_clusters.assignments, video_clusters.assignments, outputs["label"][has_audio]
                 )
+        # k-means may differ between ranks (thread scheduling, float order): every rank takes rank 0's
+        _from_first_rank(video_targets, audio_targets, *self._cluster_state())
         self.label_buffers["video_targets"].update(index, video_targets, gather=False)  # already gathered
         self.label_buffers["audio_targets"].update(index, audio_targets, gather=False)
         if hp.reset_heads:
             self._reset_heads()
+
+    def _cluster_state(self) -> tuple[torch.Tensor, ...]:
+        return (
+            self.video_target_weights,
+            self.audio_target_weights,
+            self.audio_centroids,
+            self.video_centroids,
+        )
 
     def _check_silent(self, index: torch.Tensor, has_audio: torch.Tensor) -> None:
         silent = index[~has_audio]
@@ -301,6 +312,13 @@ class XDC(SSLMethod):
             "silent_clips": (~has_audio).sum().float(),
             "features": h_video,
         }
+
+
+def _from_first_rank(*tensors: torch.Tensor) -> None:
+    """Overwrite ``tensors`` in place with rank 0's values (no-op on one process)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        for tensor in tensors:
+            dist.broadcast(tensor, src=0)
 
 
 def _cluster_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -223,7 +223,7 @@ def _rank_clusters(rank: int, out_dir: str) -> None:
 
 
 def test_every_rank_takes_the_first_ranks_clusters(tmp_path):
-    run_ranks(_rank_clusters, str(tmp_path))
+    run_ranks(_rank_clusters, str(tmp_path), timeout_s=240)
     first, second = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     torch.testing.assert_close(first, second, rtol=0, atol=0)
     assert same_partition(first, torch.arange(16) % 2)  # rank 0's audio partition

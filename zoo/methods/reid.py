@@ -257,7 +257,11 @@ class TemporalResidualReID(LightningModule):
         )
         for name in [f"rank-{k}" for k in RANKS] + ["mAP"]:
             self.log(
-                f"{split}/{name}", metrics[name], prog_bar=name in ("rank-1", "mAP"), rank_zero_only=True
+                f"{split}/{name}",
+                metrics[name],
+                prog_bar=name in ("rank-1", "mAP"),
+                add_dataloader_idx=False,  # one figure of query and gallery together
+                rank_zero_only=True,
             )
 
     def on_validation_epoch_end(self) -> None:

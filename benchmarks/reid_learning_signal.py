@@ -108,7 +108,9 @@ def main() -> None:
         train_transform={"name": "train", "flip_p": 0.5, "scale": [0.6, 1.0]},
         eval_transform={"name": "eval", "short_side": args.size}, batch_size=16, num_workers=1, seed=args.seed,
     )  # fmt: skip
-    model_kwargs = dict(backbone=args.backbone, trl_hidden_dim=128, optimizer="adam", lr=3e-4, weight_decay=5e-4)
+    model_kwargs = dict(
+        backbone=args.backbone, trl_hidden_dim=128, optimizer="adam", lr=3e-4, weight_decay=5e-4
+    )
     rows = [run_variant(name, model_kwargs, data_kwargs, args.epochs, args.seed) for name in args.variants]
     table = markdown_table(rows)
     print(table)

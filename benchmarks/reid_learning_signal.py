@@ -41,6 +41,21 @@ def _evaluate(model: TemporalResidualReID, datamodule: TrackletDataModule) -> di
     return {name: float(metrics[f"test/{name}"]) for name in METRICS}
 
 
+class _Progress(L.Callback):
+    """One line per epoch: epoch, training loss, minutes."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        loss = float(trainer.callback_metrics.get("train/loss_epoch", float("nan")))
+        minutes = (time.perf_counter() - self.start) / 60
+        print(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  loss {loss:.3f}  {minutes:.1f} min",
+            flush=True,
+        )
+
+
 def run_variant(
     name: str, model_kwargs: dict[str, Any], data_kwargs: dict[str, Any], epochs: int, seed: int
 ) -> dict[str, Any]:
@@ -59,6 +74,7 @@ def run_variant(
         limit_val_batches=0,
         num_sanity_val_steps=0,
         enable_progress_bar=False,
+        callbacks=[_Progress()],
     )
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)

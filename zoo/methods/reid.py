@@ -84,7 +84,7 @@ class TemporalResidualReID(LightningModule):
         "Video Person Re-Identification by Temporal Residual Learning (IEEE TIP 2019)",
         "https://arxiv.org/abs/1802.07918",
     )
-    checkpoints = "trl-*"  # no published checkpoint: the original code was not released
+    checkpoints = None  # no published checkpoint: neither code nor weights were released
 
     def __init__(
         self,

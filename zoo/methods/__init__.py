@@ -13,19 +13,19 @@ __all__ = ["is_self_supervised", "method_classes", "trained_with"]
 
 
 def method_classes() -> list[type]:
-    """The training methods of ``zoo.methods``: every concrete ``SSLMethod`` subclass and ``VideoClassifier``.
+    """The training methods of ``zoo.methods``: every concrete LightningModule (``SSLMethod``s and the supervised ones).
 
     A method class names its paper (``paper``, a :class:`~zoo.catalog.Paper`) and the catalog entries it
     trained (``checkpoints``, an fnmatch pattern). Importing the methods imports Lightning.
     """
     import inspect
 
-    from zoo.methods.base import SSLMethod
-    from zoo.methods.classifier import VideoClassifier
+    from lightning.pytorch import LightningModule
+
     from zoo.registry import import_submodules
 
     import_submodules("zoo.methods")
-    found, todo = [], [SSLMethod, VideoClassifier]
+    found, todo = [], [LightningModule]
     while todo:
         cls = todo.pop()
         todo += cls.__subclasses__()

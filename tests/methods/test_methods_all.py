@@ -3,11 +3,13 @@ the checkpoint reloads into the method, and every encoder in it rebuilds with `l
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from helpers import tiny_fit_override
 
 from zoo.cli import main
@@ -38,11 +40,22 @@ def test_the_list_is_not_empty():
     assert "SimCLR" in [m.__name__ for m in _methods()]
 
 
+def _data_args(recipe: Path, data_args: dict) -> dict:
+    """The tiny-data arguments the recipe's data module takes (a text-only module takes no ``num_frames``)."""
+    class_path = yaml.safe_load(recipe.read_text())["data"]["class_path"]
+    module, name = class_path.rsplit(".", 1)
+    accepted = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    return {k: v for k, v in data_args.items() if k in accepted or k not in _CLIP_ONLY}
+
+
+_CLIP_ONLY = ("num_frames",)
+
+
 @pytest.mark.parametrize("method", _methods(), ids=lambda m: m.__name__)
 def test_method_fits_saves_reloads_and_rebuilds_its_encoders(method, tmp_path, tiny_synth_data):
     recipe = _recipe(method)
     assert recipe.is_file(), f"{method.__name__} has no SynthMotion recipe at {recipe}"
-    override = tiny_fit_override(tmp_path, tiny_synth_data)
+    override = tiny_fit_override(tmp_path, _data_args(recipe, tiny_synth_data))
     assert main(["fit", "--config", str(recipe), "--config", str(override)]) == 0
     path = tmp_path / "ckpt" / "last.ckpt"
     model = method.load_from_checkpoint(path)

@@ -20,6 +20,7 @@ a folder; then :class:`FeatureSequenceDataModule` reads that folder (``root``).
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -45,6 +46,7 @@ from zoo.data.samples import (
     synthmotion_tracklet_records,
 )
 from zoo.data.sequences import FeatureSequenceDataset, collate_sequences
+from zoo.data.synthmotion import captions_by_video
 from zoo.data.text import DEFAULT_MAX_LENGTH
 from zoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from zoo.errors import UsageError
@@ -177,8 +179,12 @@ class DocumentDataModule(ZooDataModule):
     document of each, ``positives`` (N·P, L) anchor-major, ``index`` (B,); with ``num_anchors: null``, ``text``
     (B, L) whole documents.
 
+    Without ``train_file`` the documents are SynthMotion's clips (generated at ``prepare_data``): one document
+    per clip of the split, its captions in ``caption_languages`` joined with spaces (paraphrases of one
+    clip from several templates, so spans of one document describe one clip).
+
     Args:
-        train_file: a text file (one document per line) or a JSONL file (field ``text``).
+        train_file: a text file (one document per line) or a JSONL file (field ``text``); None: SynthMotion.
         val_file: the same for validation (None: no validation).
         test_file: the same for test (None: no test).
         num_anchors: anchors per document (DeCLUTR: 2); None: whole documents.
@@ -188,13 +194,16 @@ class DocumentDataModule(ZooDataModule):
         sampling_strategy: where positives lie: None (anywhere near the anchor), ``"subsuming"`` or ``"adjacent"``.
         tokenizer: the tokenizer of anchors and positives (:func:`zoo.data.text.build_tokenizer`).
         max_text_length: most tokens per span, special tokens included.
+        caption_languages: SynthMotion's caption languages that make its documents.
+        synth: :class:`~zoo.data.synthmotion.SynthMotionConfig` fields of the generated SynthMotion set.
+        synth_root: where to write SynthMotion (default: :func:`~zoo.data.synthmotion.default_root`).
         **loader_options: ``batch_size`` (documents), ``num_workers``, ``persistent_workers``, ``pin_memory``,
             ``drop_last``, ``seed`` (of the span draws): see :class:`~zoo.data.base.ZooDataModule`.
     """
 
     def __init__(
         self,
-        train_file: str,
+        train_file: str | None = None,
         val_file: str | None = None,
         test_file: str | None = None,
         num_anchors: int | None = 2,
@@ -204,21 +213,33 @@ class DocumentDataModule(ZooDataModule):
         sampling_strategy: Literal["subsuming", "adjacent"] | None = None,
         tokenizer: str | dict[str, Any] = "bytes",
         max_text_length: int = 512,
+        caption_languages: Sequence[str] = ("en",),
+        synth: dict[str, Any] | None = None,
+        synth_root: str | None = None,
         **loader_options: Any,
     ) -> None:
         super().__init__(tokenizer=tokenizer, max_text_length=max_text_length, **loader_options)
         self.save_hyperparameters()
         _needs_tokenizer(self)
         self.files = {"train": train_file, "val": val_file, "test": test_file}
-        self._dataset("train")  # checks the span arguments and reads the documents now
+        if train_file is None:
+            self.use_synth(synth, synth_root)
+            self.files = {"train": "train", "val": "val", "test": "test"}
+        else:
+            self._dataset("train")  # checks the span arguments and reads the documents now
 
     def has_split(self, split: str) -> bool:
+        if self.synth is not None:
+            return getattr(self.synth.config, f"{split}_per_class", 0) > 0
         return self.files.get(split) is not None
 
     def build_dataset(self, split: str) -> DocumentDataset:
         hp = self.hparams
+        source = self.files[split]
+        if self.synth is not None:
+            source = synthmotion_documents(self.synth.folder, split, hp.caption_languages)
         return DocumentDataset(
-            self.files[split],
+            source,
             num_anchors=hp.num_anchors,
             num_positives=hp.num_positives,
             max_span_len=hp.max_span_len,
@@ -229,6 +250,14 @@ class DocumentDataModule(ZooDataModule):
 
     def collate_fn(self, split: str) -> Collate:
         return partial(collate_documents, tokenize=self.tokenizer)
+
+
+def synthmotion_documents(root: str | Path, split: str, languages: Sequence[str]) -> list[str]:
+    """One document per SynthMotion clip of ``split``: its captions in ``languages``, joined with spaces."""
+    captions = captions_by_video(root)
+    with open(Path(root) / f"{split}.csv", encoding="utf-8", newline="") as f:
+        stems = [Path(row["path"]).stem for row in csv.DictReader(f)]
+    return [" ".join(c for lang in languages for c in captions.get(stem, {}).get(lang, [])) for stem in stems]
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -5,6 +5,11 @@ of a config (a ``PretrainedConfig`` or a dict with ``model_type``: random weight
 Token states (B, L, H) are pooled into one vector per text: ``"mean"`` over the real tokens,
 ``"cls"`` the first token, or ``"max"`` over the real tokens. ``transformers`` is the optional extra
 ``zoo[text]``; it is imported when an encoder is built.
+
+:class:`SentenceEncoder` is a mean-pooled encoder that carries its ``transformers`` tokenizer, so
+``encode(list_of_str)`` gives sentence embeddings (DeCLUTR's README recipe); :class:`MaskedLMHead` is the
+BERT/RoBERTa masked-language-model head over an encoder's token states, its decoder tied to the word
+embeddings.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from zoo.errors import UsageError
 from zoo.models.base import Backbone
 from zoo.registry import register_model
 
-__all__ = ["MissingExtraError", "TextEncoder", "masked_pool"]
+__all__ = ["MaskedLMHead", "MissingExtraError", "SentenceEncoder", "TextEncoder", "masked_pool"]
 
 Pooling = Literal["mean", "cls", "max"]
 POOLINGS = ("mean", "cls", "max")
@@ -141,3 +146,105 @@ def text_encoder(**kwargs) -> TextEncoder:
     if "model_name_or_path" not in kwargs and "config" not in kwargs:
         kwargs["config"] = {"model_type": "bert"}
     return TextEncoder(**kwargs)
+
+
+class SentenceEncoder(TextEncoder):
+    """A mean-pooled text encoder with its tokenizer: ``encode(["a text", ...])`` -> embeddings (N, H).
+
+    The embedding is the mean of the last layer's token states over every non-padding token, special tokens
+    included (DeCLUTR's ``BagOfEmbeddingsEncoder(averaged=True)`` and its README recipe). The transformer's
+    pooler is never used, so it is not built (its weights are not part of the state dict).
+
+    Args:
+        model_name_or_path: a local folder or a Hub id for ``AutoModel.from_pretrained``.
+        config: a ``PretrainedConfig``, or a dict with ``model_type`` and its fields (random weights).
+        tokenizer: a ``transformers`` tokenizer folder or Hub id (``AutoTokenizer``), read on the first
+            :meth:`encode`; None: ``model_name_or_path``'s.
+        max_length: most tokens per text, special tokens included (None: the tokenizer's maximum).
+        local_files_only: never reach the network (``from_pretrained``'s flag).
+        **kwargs: :class:`TextEncoder` arguments (``num_classes``, ``drop_rate``).
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str | None = None,
+        config: Any = None,
+        tokenizer: str | None = None,
+        max_length: int | None = None,
+        local_files_only: bool = False,
+        **kwargs: Any,
+    ):
+        super().__init__(model_name_or_path, config, "mean", local_files_only=local_files_only, **kwargs)
+        if getattr(self.transformer, "pooler", None) is not None:
+            self.transformer.pooler = None  # BERT/RoBERTa skip a missing pooler
+        self.tokenizer_name = tokenizer or model_name_or_path
+        self.max_length = max_length
+        self.local_files_only = local_files_only
+        self._tokenizer: Any = None
+
+    @property
+    def tokenizer(self) -> Any:
+        """The ``transformers`` tokenizer (read once, on first use)."""
+        if self._tokenizer is None:
+            if self.tokenizer_name is None:
+                raise UsageError("this sentence encoder was built from a config: give it a `tokenizer`")
+            self._tokenizer = _transformers().AutoTokenizer.from_pretrained(
+                self.tokenizer_name, local_files_only=self.local_files_only
+            )
+        return self._tokenizer
+
+    @torch.no_grad()
+    def encode(self, texts: list[str], batch_size: int = 32) -> torch.Tensor:
+        """Sentence embeddings (N, H) of ``texts``, on the encoder's device.
+
+        Args:
+            texts: the N texts.
+            batch_size: texts per forward pass.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode takes a list of texts, not one string")
+        device = next(self.parameters()).device
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            inputs = self.tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
+            chunks.append(
+                self.forward_features(inputs["input_ids"].to(device), inputs["attention_mask"].to(device))
+            )
+        return torch.cat(chunks) if chunks else torch.empty(0, self.num_features, device=device)
+
+
+class MaskedLMHead(nn.Module):
+    """The BERT/RoBERTa MLM head: dense -> GELU -> LayerNorm -> vocabulary logits, decoder tied to the
+    encoder's word embeddings.
+
+    Args:
+        encoder: the :class:`TextEncoder` whose token states the head reads.
+    """
+
+    def __init__(self, encoder: TextEncoder):
+        super().__init__()
+        config = encoder.transformer.config
+        embeddings = encoder.transformer.get_input_embeddings()  # (V, H)
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=getattr(config, "layer_norm_eps", 1e-12))
+        self.decoder = nn.Linear(config.hidden_size, embeddings.num_embeddings)
+        self.decoder.weight = embeddings.weight  # tied, as in the pre-trained models
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits (B, L, V) of token states (B, L, H)."""
+        return self.decoder(self.layer_norm(nn.functional.gelu(self.dense(tokens))))
+
+
+@register_model
+def sentence_encoder(**kwargs) -> SentenceEncoder:
+    """A mean-pooled ``transformers`` encoder with ``encode(list_of_str)``; without a name or config, a
+    BERT-base config (random weights)."""
+    if "model_name_or_path" not in kwargs and "config" not in kwargs:
+        kwargs["config"] = {"model_type": "bert"}
+    return SentenceEncoder(**kwargs)

@@ -17,7 +17,9 @@ insertion / swap module (``augment/gen_negative.py``, ``GenNegative``) is built 
 zoo does not use it either. The code draws one warp for the whole batch (``per_clip_warps: false``
 reproduces it); the paper disturbs each clip (zoo's default). Its loop bounds are transposed (only
 square crops are right); zoo bounds rows by the height. Warp centres and shifts are the code's
-[60, 140) and [10, 20) pixels of a 224 crop, scaled to the frame size (zoo's choice for other sizes).
+[60, 140) and [10, 20) pixels of a 224 crop, scaled to the frame size (zoo's choice for other sizes;
+on small frames raise ``warp_shift_range``: a pixel moves by at most half the shift, truncated, so
+shifts under 2 pixels move nothing).
 The warp here is one gather over the clip; ``benchmarks/dsm_warp.py`` measures it against a
 straightforward per-pixel implementation.
 """

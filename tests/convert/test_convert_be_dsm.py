@@ -61,5 +61,5 @@ def test_a_fine_tuned_file_is_refused_naming_its_classifier(tmp_path):
     path, state = _be_file(tmp_path, zoo.create_model("i3d", num_classes=128, bn_eps=1e-5))
     state["module.conv3d_0c_1x1_custom.conv3d.weight"] = torch.zeros(101, 1024, 7, 1, 1)
     torch.save({"model": state}, path)
-    with pytest.raises(ConversionError, match="conv3d_0c_1x1_custom.*fine-tuned"):
+    with pytest.raises(ConversionError, match=r"conv3d_0c_1x1_custom.*fine-tuned"):
         convert_file("be-dsm-i3d", path)

@@ -41,7 +41,7 @@ def test_dataset_skips_and_counts_short_videos_never_zero_clips(tmp_path):
         IntraVideoTripletSampler(num_frames=4, stride=2.0, min_gap=2),
         max_error_fraction=0.5,
     )
-    with pytest.warns(UnreadableVideoWarning, match="short.mp4.*6 frames cannot hold"):
+    with pytest.warns(UnreadableVideoWarning, match=r"short.mp4.*6 frames cannot hold"):
         sample = dataset[1]
     assert sample["label"] == 0 and sample["video_views"].shape == (3, 3, 4, 16, 16)
     stats = dataset.error_stats()

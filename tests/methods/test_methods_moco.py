@@ -40,7 +40,7 @@ def test_moco_defaults_follow_the_code_and_the_queue_holds_its_keys_after_the_st
 
 
 def test_intra_video_column_needs_the_third_view():
-    with pytest.raises(ValueError, match="needs 3 views.*view_clips: intra_video"):
+    with pytest.raises(ValueError, match=r"needs 3 views.*view_clips: intra_video"):
         DSM(**TINY).ssl_step(_batch(views=2))
     assert MoCo(**TINY).ssl_step(_batch(views=2))["loss"].isfinite()
 

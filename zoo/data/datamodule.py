@@ -32,6 +32,7 @@ from zoo.data.audio_transforms import AudioAugment, AudioConfigError, AudioFront
 from zoo.data.base import Collate, EpochSampler, ZooDataModule, check_int, seed_worker
 from zoo.data.datasets import DEFAULT_AUDIO_WINDOW, VideoDataset, collate_samples
 from zoo.data.formats import Records, load_records
+from zoo.data.intra_video import IntraVideoTripletSampler
 from zoo.data.samplers import (
     MultiClipViewsSampler,
     MultiViewTestSampler,
@@ -68,7 +69,11 @@ class VideoDataModule(ZooDataModule):
         target_fps: when set, the stride becomes ``fps / target_fps`` so that clips cover the same time
             whatever the video's frame rate.
         num_views: training views per sample.
-        view_clips: ``"same"`` clip augmented ``num_views`` times, or ``"distinct"`` clips.
+        view_clips: ``"same"`` clip augmented ``num_views`` times, or ``"distinct"`` clips, or
+            ``"intra_video"``: three views (anchor, the same clip again, a clip of the same video at
+            another time; :mod:`zoo.data.intra_video`), whatever ``num_views``.
+        negative_min_gap: ``"intra_video"``: the fewest frames between the anchor's and the
+            negative's first frames (shorter videos are skipped and counted).
         max_view_distance: the most seconds between ``"distinct"`` view clips (None: anywhere).
         test_clips: temporal clips per test video.
         test_crops: spatial crops per test clip (1 = centre crop, 3 = three crops).
@@ -140,7 +145,8 @@ class VideoDataModule(ZooDataModule):
         stride: float = 2.0,
         target_fps: float | None = None,
         num_views: int = 1,
-        view_clips: Literal["same", "distinct"] = "same",
+        view_clips: Literal["same", "distinct", "intra_video"] = "same",
+        negative_min_gap: int = 2,
         max_view_distance: float | None = None,
         test_clips: int = 1,
         test_crops: Literal[1, 3] = 1,
@@ -187,8 +193,8 @@ class VideoDataModule(ZooDataModule):
             **loader_options,
         )
         self.save_hyperparameters()
-        if view_clips not in ("same", "distinct"):
-            raise UsageError(f"view_clips must be 'same' or 'distinct', got {view_clips!r}")
+        if view_clips not in ("same", "distinct", "intra_video"):
+            raise UsageError(f"view_clips must be 'same', 'distinct' or 'intra_video', got {view_clips!r}")
         if test_crops not in (1, 3):
             raise UsageError(f"test_crops must be 1 or 3, got {test_crops}")
         check_int("num_views", num_views, 1)
@@ -248,6 +254,8 @@ class VideoDataModule(ZooDataModule):
         hp = self.hparams
         geometry = dict(num_frames=hp.num_frames, stride=hp.stride, target_fps=hp.target_fps)
         if stage == "train":
+            if hp.view_clips == "intra_video":
+                return IntraVideoTripletSampler(**geometry, min_gap=hp.negative_min_gap)
             if hp.num_views > 1 and hp.view_clips == "distinct":
                 return MultiClipViewsSampler(
                     **geometry, num_views=hp.num_views, max_distance=hp.max_view_distance

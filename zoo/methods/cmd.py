@@ -211,6 +211,40 @@ class CMD(SSLMethod):
         # (1 + N, B) flattened: the B positive windows first, in batch order (the loss's labels)
         return rearrange(pixels, "b m (n t) h w -> (n b) m t h w", n=windows)
 
+    def embeddings(
+        self, video: torch.Tensor, keyframe: torch.Tensor, motion: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """The four L2-normalised embeddings of CMD's losses, and layer4's map for the probe.
+
+        Args:
+            video: clips (B, 3, T, H, W).
+            keyframe: their keyframes (B, 3, H, W).
+            motion: motion-vector windows ((1+N)·B, 2, F, H, W), the B positive ones first
+                (:meth:`motion_targets`).
+
+        Returns:
+            ``(motion_query (B·Q, E), motion_keys ((1+N)·B·Q, E), context_query (B, E),
+            context_key (B, E), last (B, C4, t, h, w))``; query row ``b·Q + q`` is position ``q``
+            (t, h, w order) of sample b's future, the positive of key row ``b·Q + q``.
+        """
+        fused, last = context_motion_features(self.encoders["video"], video)  # (B, C, T', H', W')
+        # motion prediction: every future position predicted from the clip map
+        predicted = self.motion_predictor(fused)  # (B, Q, D)
+        query = F.normalize(self.motion_query_head(predicted.flatten(0, 1)), dim=1)  # (B·Q, E)
+        target = self.encoders["motion_vectors"].forward_features(motion)  # ((1+N)·B, C_m, t, h, w)
+        if target[0, 0].numel() != predicted.shape[1]:
+            raise UsageError(
+                f"CMD: the motion encoder gives {tuple(target.shape[2:])} positions, the predictor was built "
+                f"for {predicted.shape[1]}: clip_size ({self.hparams.clip_size}) and future_frames must match "
+                "the data"
+            )
+        keys = rearrange(target, "n c t h w -> (n t h w) c")
+        keys = F.normalize(self.motion_key_head(keys), dim=1)  # ((1+N)·B·Q, E), positives first
+        # context matching: the clip's global feature against the keyframes
+        context_query = F.normalize(self.context_query_head(fused.mean(dim=(2, 3, 4))), dim=1)  # (B, E)
+        context_key = F.normalize(self.context_key_head(self.embed("keyframe", keyframe)), dim=1)  # (B, E)
+        return query, keys, context_query, context_key, last
+
     def ssl_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         hp = self.hparams
         video = self.require(batch, "video", "one clip per sample")  # (B, 3, T, H, W)
@@ -218,28 +252,14 @@ class CMD(SSLMethod):
         motion_vectors = self.require(
             batch, "motion_vectors", "give the data module motion_vectors: true, motion_offset: 2"
         )  # (B, 2, F·(1+N), h, w)
-        fused, last = context_motion_features(self.encoders["video"], video)  # (B, C, T', H', W')
-
-        # motion prediction: every future position predicted from the clip, against all motion positions
-        predicted = self.motion_predictor(fused)  # (B, Q, D)
-        query = F.normalize(self.motion_query_head(predicted.flatten(0, 1)), dim=1)  # (B·Q, E)
         targets = self.motion_targets(motion_vectors, video.shape[-2:])  # ((1+N)·B, 2, F, H, W)
-        motion = self.encoders["motion_vectors"].forward_features(targets)  # ((1+N)·B, C_m, t, h, w)
-        if motion[0, 0].numel() != predicted.shape[1]:
-            raise UsageError(
-                f"CMD: the motion encoder gives {tuple(motion.shape[2:])} positions, the predictor was built for "
-                f"{predicted.shape[1]}: clip_size ({hp.clip_size}) and future_frames must match the data"
-            )
-        keys = rearrange(motion, "n c t h w -> (n t h w) c")
-        keys = F.normalize(self.motion_key_head(keys), dim=1)  # ((1+N)·B·Q, E), positives first
+        query, keys, context_query, context_key, last = self.embeddings(video, keyframe, targets)
         gather = hp.gather_distributed
+        # L_m: each predicted position against every motion position of the (gathered) batch
         loss_motion, top1_motion = keyed_info_nce_loss(
             query, keys, hp.temperature, gather=gather, return_accuracy=True
         )
-
-        # context matching: the clip's global feature against the keyframes of the batch
-        context_query = F.normalize(self.context_query_head(fused.mean(dim=(2, 3, 4))), dim=1)  # (B, E)
-        context_key = F.normalize(self.context_key_head(self.embed("keyframe", keyframe)), dim=1)  # (B, E)
+        # L_i: each clip against the keyframes of the (gathered) batch
         loss_context, top1_context = keyed_info_nce_loss(
             context_query, context_key, hp.temperature, gather=gather, return_accuracy=True
         )

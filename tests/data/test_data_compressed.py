@@ -101,3 +101,24 @@ def test_unreadable_file(tmp_path):
         read_motion_vectors(path)
     with pytest.raises(VideoDecodeError, match=str(path)):
         read_keyframes(path)
+
+
+def test_rasterise_past_only_frames_average_every_partition_of_a_cell():
+    """P-frames (every vector from the past) take a single pass; it must equal a per-cell average."""
+    fields = ["source", "w", "h", "src_x", "src_y", "dst_x", "dst_y", "flags", "motion_x", "motion_y"]
+    dtype = np.dtype([(name, np.int32) for name in fields] + [("motion_scale", np.uint16)])
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(40):  # random 4x4 / 8x8 / 16x16 partitions on a 32x24 frame
+        side = int(rng.choice([4, 8, 16]))
+        x, y = int(rng.integers(0, 32 // side)) * side, int(rng.integers(0, 24 // side)) * side
+        rows.append((-1, side, side, 0, 0, x + side // 2, y + side // 2, 0, *rng.integers(-20, 20, 2), 4))
+    vectors = np.array(rows, dtype=dtype)
+    grid = _rasterise(vectors, (3, 4), 8, (1.0, 1.0))
+    sums, counts = np.zeros((2, 3, 4)), np.zeros((3, 4))
+    for v in vectors:  # every 8 px cell a partition overlaps gets its vector (dst - src = -motion / 4)
+        for row in range(max(0, (v["dst_y"] - v["h"] // 2) // 8), (v["dst_y"] + v["h"] // 2 + 7) // 8):
+            for col in range(max(0, (v["dst_x"] - v["w"] // 2) // 8), (v["dst_x"] + v["w"] // 2 + 7) // 8):
+                sums[:, row, col] += (-v["motion_x"] / 4, -v["motion_y"] / 4)
+                counts[row, col] += 1
+    np.testing.assert_allclose(grid, sums / np.maximum(counts, 1), rtol=1e-6)

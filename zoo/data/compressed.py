@@ -77,9 +77,16 @@ def _rasterise(
     within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     cells = (y0[owner] + within // span_x[owner]) * grid_w + x0[owner] + within % span_x[owner]
     num_cells = grid_h * grid_w
+    cell_past = from_past[owner]
+    if cell_past.all():  # P-frames: one pass, no gap filling
+        count = np.bincount(cells, minlength=num_cells)
+        merged = np.stack(
+            [np.bincount(cells, weights=values[owner], minlength=num_cells) for values in (dx, dy)]
+        )
+        return (merged / np.maximum(count, 1)).reshape(2, grid_h, grid_w).astype(np.float32)
     merged = np.zeros((2, num_cells))
     filled = np.zeros(num_cells, dtype=bool)
-    for use in (from_past[owner], ~from_past[owner]):  # past references first, future ones fill the gaps
+    for use in (cell_past, ~cell_past):  # past references first, future ones fill the gaps
         count = np.bincount(cells[use], minlength=num_cells)
         take = (count > 0) & ~filled
         for channel, values in enumerate((dx, dy)):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from helpers import tiny_fit_override
 
 from zoo.cli import main
@@ -42,6 +43,13 @@ def test_the_list_is_not_empty():
 def test_method_fits_saves_reloads_and_rebuilds_its_encoders(method, tmp_path, tiny_synth_data):
     recipe = _recipe(method)
     assert recipe.is_file(), f"{method.__name__} has no SynthMotion recipe at {recipe}"
+    synth = yaml.safe_load(recipe.read_text())["data"]["init_args"].get("synth") or {}
+    if synth.get(
+        "long_videos"
+    ):  # feature sequences: two long videos per task, one a batch, sampled as the recipe
+        tiny_synth_data["synth"]["long_videos"] = 6
+        tiny_synth_data.update(batch_size=1)
+        del tiny_synth_data["num_frames"]
     override = tiny_fit_override(tmp_path, tiny_synth_data)
     assert main(["fit", "--config", str(recipe), "--config", str(override)]) == 0
     path = tmp_path / "ckpt" / "last.ckpt"

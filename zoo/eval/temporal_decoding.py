@@ -10,7 +10,8 @@ segments in three steps, implemented here on plain arrays:
 2. :func:`fixed_order_viterbi` — each video is decoded as the sequence of clusters in that order, each at
    least one frame, starting with the first and ending with the last, maximising the summed per-frame
    log-likelihoods (TOT ``Video.viterbi`` with its ``Grammar``; its stay/move costs are both ``−log 0.5``,
-   constant per frame, so they change nothing). On a tie a frame moves on to the next cluster, as there.
+   constant per frame, so they change nothing). Ties are broken as there: the backtrace steps back to
+   the previous cluster as soon as it can, so the decoded runs change as late as possible.
 3. :func:`foreground_mask` — optional background (YouTube Instructions): a frame is background when no
    cluster's log-likelihood exceeds that cluster's ``percentile``-th percentile over all frames (TOT
    ``bg_trh``, 45); background frames are left out of the decoding and labelled ``-1``.
@@ -96,7 +97,7 @@ def fixed_order_viterbi(log_likelihood: Array, order: Sequence[int] | np.ndarray
     moved = np.zeros((num_frames, num_states), dtype=bool)  # frame t entered state s from s - 1
     for t in range(1, num_frames):
         came_from_previous = np.concatenate([[np.inf], total[:-1]])
-        moved[t] = came_from_previous <= total  # ties: move on, as the original's argmin
+        moved[t] = came_from_previous <= total  # ties: from the previous cluster, as the original's argmin
         total = np.where(moved[t], came_from_previous, total) + cost[t]
     states = np.empty(num_frames, dtype=np.int64)
     state = num_states - 1

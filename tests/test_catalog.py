@@ -187,7 +187,6 @@ def test_towers_are_typed_and_round_trip(tmp_path):
             "towers.vidoe",
             "did you mean 'video'",
         ),
-        (lambda e: e["towers"]["audio"].update(arch="resnet9_audo"), "towers.audio.arch", "resnet9_audio"),
         (lambda e: e["towers"]["audio"].pop("arch"), "towers.audio.arch", "is required"),
         (lambda e: e["towers"]["video"].update(prefx="v."), "towers.video.prefx", "did you mean 'prefix'"),
         (lambda e: e["towers"]["video"].update(prefix="audio_network.x"), "towers.video.prefix", "both"),
@@ -241,6 +240,20 @@ def test_bad_tower_field_names_entry_and_field(tmp_path, mutate, field, message)
         parse_catalog(write(tmp_path, entries))
     text = str(err.value)
     assert "entry 'av-demo'" in text and f"field '{field}'" in text and message in text, text
+
+
+def test_misspelt_tower_arch_is_named_by_validate_not_at_reading(tmp_path, capsys):
+    """Reading the catalog imports no model (``zoo card`` stays fast); ``zoo checkpoints validate`` and
+    loading check every tower's architecture."""
+    from zoo.cli import main
+
+    entries = copy.deepcopy(TOWERS)
+    entries["av-demo"]["towers"]["audio"]["arch"] = "resnet9_audo"
+    path = write(tmp_path, entries)
+    assert parse_catalog(path)["av-demo"].towers["audio"].arch == "resnet9_audo"
+    assert main(["checkpoints", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "entry 'av-demo', field 'towers.audio.arch'" in err and "resnet9_audio" in err, err
 
 
 def test_motion_vector_towers_take_two_channel_statistics(tmp_path):

@@ -179,16 +179,19 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_checkpoints_validate(args: argparse.Namespace) -> int:
     from zoo.api import entry_transform
-    from zoo.catalog import CATALOG_PATH, parse_catalog
+    from zoo.catalog import CATALOG_PATH, CatalogError, parse_catalog
     from zoo.convert import get_converter
-    from zoo.registry import get_factory
+    from zoo.registry import UnknownNameError, get_factory
 
     path = Path(args.path) if args.path else CATALOG_PATH
     entries = parse_catalog(path)
     for entry in entries.values():
-        for arch, arch_args in entry.architectures:
-            get_factory(arch)
-            _count_params(arch, arch_args)  # arch args build
+        for where, tower in [(f"towers.{m}.arch", t) for m, t in entry.towers.items()] or [("arch", entry)]:
+            try:
+                get_factory(tower.arch)
+            except UnknownNameError as err:
+                raise CatalogError(f"{path}: entry '{entry.name}', field '{where}': {err}") from None
+            _count_params(tower.arch, tower.arch_args)  # arch args build
         if "audio" in entry.towers:
             entry_transform(entry, "audio")  # the front-end's fields build
         for source in entry.weights:

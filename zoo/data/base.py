@@ -242,6 +242,14 @@ class ResumableLoader(DataLoader):
     ) -> None:
         super().__init__(*args, **kwargs)
         self._position, self._world = position, world
+        self._resumed_epoch: int | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        if hasattr(self.dataset, "resume_at"):  # a stream has no sampler for Lightning to set the epoch on
+            epoch = self._position()[0] if self._resumed_epoch is None else self._resumed_epoch
+            self.dataset.set_epoch(epoch)
+            self._resumed_epoch = None
+        return super().__iter__()
 
     def _errors(self) -> Any:
         return getattr(
@@ -279,9 +287,13 @@ class ResumableLoader(DataLoader):
         errors = self._errors()
         if state.get("errors") is not None and hasattr(errors, "load_error_state"):
             errors.load_error_state(state["errors"])
+        # Lightning creates the epoch's iterator (and the workers draw their first indices) before it sets the
+        # resumed epoch on the sampler: set it now
         if streamed:
+            self._resumed_epoch = epoch
             self.dataset.resume_at(epoch, batches)
         elif isinstance(self.sampler, ResumableOrder):
+            self.sampler.set_epoch(epoch)
             self.sampler.resume_at(epoch, batches * self.batch_size)
         elif batches:
             raise UsageError(
@@ -401,6 +413,8 @@ class ZooDataModule(LightningDataModule):
             raise UsageError(f"shard_timeout must be a positive number of seconds, got {shard_timeout!r}")
         self.shuffle_buffer, self.shard_timeout = shuffle_buffer, float(shard_timeout)
         self._shard_indexes: dict[str, ShardIndex] = {}
+        self._train_loader: ResumableLoader | None = None
+        self._pending_loader_state: dict[str, Any] | None = None
 
     def use_synth(
         self, synth: dict[str, Any] | None, synth_root: str | None, needs: dict[str, int] | None = None
@@ -522,7 +536,7 @@ class ZooDataModule(LightningDataModule):
             batch_size, drop_last = sampler.batch_size, False
         elif shuffle:
             sampler = EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
-        return ResumableLoader(
+        loader = ResumableLoader(
             dataset,
             position=self._position,
             world=(world, rank),
@@ -535,6 +549,7 @@ class ZooDataModule(LightningDataModule):
             collate_fn=self.collate_fn(split),
             worker_init_fn=partial(seed_worker, seed=self.seed, rank=rank),
         )
+        return self._resumed(loader) if split == "train" else loader
 
     def _position(self) -> tuple[int, int]:
         """(epoch, training batches consumed in it): the trainer's count, else (0, 0)."""
@@ -544,15 +559,34 @@ class ZooDataModule(LightningDataModule):
         return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def state_dict(self) -> dict[str, Any]:
-        """What the checkpoint keeps of the DataModule: the generator of device-side draws."""
-        return {"device_generator": self._device_generator.get_state()}
+        """What the checkpoint keeps of the DataModule: the generator of device-side draws and the training
+        loader's position (:class:`ResumableLoader`)."""
+        state: dict[str, Any] = {"device_generator": self._device_generator.get_state()}
+        if self._train_loader is not None:
+            state["train_loader"] = self._train_loader.state_dict()
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; the loader's position is applied to the next training loader made.
+
+        Lightning restores the DataModule before it makes the loaders, so this is where the position comes
+        back even when the trainer built the training loader early (``estimated_stepping_batches``) and then
+        skips loading the loader's own state.
+        """
         if "device_generator" in state_dict:
             self._device_generator.set_state(state_dict["device_generator"])
+        self._pending_loader_state = state_dict.get("train_loader")
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
+
+    def _resumed(self, loader: ResumableLoader) -> ResumableLoader:
+        """The training loader, remembered for :meth:`state_dict`, at the position of a restored checkpoint."""
+        if self._pending_loader_state is not None:
+            loader.load_state_dict(self._pending_loader_state)
+            self._pending_loader_state = None
+        self._train_loader = loader
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

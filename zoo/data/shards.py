@@ -551,7 +551,7 @@ class ShardStream(IterableDataset):
         total = self.batches()
         quota = total // self.readers + (logical < total % self.readers)
         skip = consumed // self.readers + (logical < consumed % self.readers)
-        raw_stream = self._shuffled(self._endless(epoch, logical), epoch, logical)
+        raw_stream = self._endless(epoch, logical)
         to_skip, produced = skip * self.batch_size, skip * self.batch_size
         for raw in raw_stream:
             if produced >= quota * self.batch_size:
@@ -566,23 +566,26 @@ class ShardStream(IterableDataset):
                 yield sample
 
     def _endless(self, epoch: int, logical: int) -> Iterator[RawSample]:
-        """The logical worker's shards, read in a seeded order, again in a new order each round."""
+        """The logical worker's shards in a seeded order through the shuffle buffer, again in a new order when it
+        needs more (the buffer empties between rounds: a worker whose quota is its samples sees each once)."""
         own = self._shards()[logical :: self.readers]
         for round_ in range(1 << 30):
             rng = np.random.default_rng([self.seed, epoch, self.rank, logical, round_])
+            raws = (
+                raw
+                for shard in rng.permutation(own)
+                for raw in read_shard(self.index, int(shard), self.timeout)
+            )
             good = 0
-            for shard in rng.permutation(own):
-                for raw in read_shard(self.index, int(shard), self.timeout):
-                    good += raw.video is not None
-                    yield raw
+            for raw in self._shuffled(raws, rng):
+                good += raw.video is not None
+                yield raw
             if not good:
                 names = ", ".join(self.index.locations[s] for s in own)
                 raise ShardError(f"no readable sample in {names}")
 
-    def _shuffled(self, raws: Iterator[RawSample], epoch: int, logical: int) -> Iterator[RawSample]:
-        """A shuffle buffer of ``shuffle_buffer`` samples over the endless ``raws`` (seeded per epoch, rank and
-        worker)."""
-        rng = np.random.default_rng([self.seed, epoch, self.rank, logical, 1 << 31])
+    def _shuffled(self, raws: Iterator[RawSample], rng: np.random.Generator) -> Iterator[RawSample]:
+        """``raws`` through a shuffle buffer of ``shuffle_buffer`` samples."""
         buffer: list[RawSample] = []
         for raw in raws:
             if len(buffer) < self.shuffle_buffer:
@@ -591,6 +594,8 @@ class ShardStream(IterableDataset):
             pick = int(rng.integers(len(buffer)))
             buffer[pick], raw = raw, buffer[pick]
             yield raw
+        while buffer:
+            yield buffer.pop(int(rng.integers(len(buffer))))
 
     def error_stats(self) -> dict[str, Any]:
         """Unreadable-sample counts over all workers (the decoder's)."""

@@ -232,13 +232,17 @@ class ResumableLoader(DataLoader):
 
     Args:
         *args: :class:`~torch.utils.data.DataLoader` arguments.
-        position: ``() -> (epoch, batches consumed in it)`` of the run.
+        position: ``() -> (epoch, batches consumed in it)`` of the run, None outside a run.
         world: ``(world size, rank)`` of the run.
         **kwargs: :class:`~torch.utils.data.DataLoader` keyword arguments.
     """
 
     def __init__(
-        self, *args: Any, position: Callable[[], tuple[int, int]], world: tuple[int, int], **kwargs: Any
+        self,
+        *args: Any,
+        position: Callable[[], tuple[int, int] | None],
+        world: tuple[int, int],
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._position, self._world = position, world
@@ -246,8 +250,10 @@ class ResumableLoader(DataLoader):
 
     def __iter__(self) -> Iterator[Any]:
         if hasattr(self.dataset, "resume_at"):  # a stream has no sampler for Lightning to set the epoch on
-            epoch = self._position()[0] if self._resumed_epoch is None else self._resumed_epoch
-            self.dataset.set_epoch(epoch)
+            position = self._position()  # None without a trainer: the epoch the dataset was given
+            epoch = self._resumed_epoch if self._resumed_epoch is not None else position and position[0]
+            if epoch is not None:
+                self.dataset.set_epoch(epoch)
             self._resumed_epoch = None
         return super().__iter__()
 
@@ -257,7 +263,7 @@ class ResumableLoader(DataLoader):
         )  # a shard stream decodes with a map-style dataset
 
     def state_dict(self) -> dict[str, Any]:
-        epoch, batches = self._position()
+        epoch, batches = self._position() or (0, 0)
         errors = self._errors()
         return {
             "epoch": epoch,
@@ -408,6 +414,11 @@ class ZooDataModule(LightningDataModule):
         self._device_generator = torch.Generator().manual_seed(seed)
         self.synth: SynthMotionSource | None = None
         self.shards = _shard_patterns(shards)
+        if self.shards and not self.reads_shards:
+            raise UsageError(
+                f"{type(self).__name__} cannot read shards: shards hold video files and their annotation "
+                "(zoo data shard), which this DataModule does not read; give it its own files"
+            )
         check_int("shuffle_buffer", shuffle_buffer, 1)
         if not isinstance(shard_timeout, (int, float)) or shard_timeout <= 0:
             raise UsageError(f"shard_timeout must be a positive number of seconds, got {shard_timeout!r}")
@@ -446,18 +457,13 @@ class ZooDataModule(LightningDataModule):
         """The collate function of ``split``'s loader."""
         raise NotImplementedError(f"{type(self).__name__} has no collate function")
 
+    reads_shards = False
+    """Whether this DataModule can read shards (:meth:`build_shard_decoder`); others refuse ``shards``."""
+
     def build_shard_decoder(self, split: str, records: list[VideoRecord]) -> Dataset:
         """The map-style dataset that decodes ``split``'s samples streamed from shards (``records`` are their
-        placeholders; see :class:`~zoo.data.shards.ShardStream`). A DataModule whose samples are not videos
-        cannot read shards and says so."""
-        raise UsageError(
-            f"{type(self).__name__} cannot read shards: they hold video files and their annotation, not "
-            f"{self.shard_incompatibility()}"
-        )
-
-    def shard_incompatibility(self) -> str:
-        """What this DataModule reads instead of video files (for the error of :meth:`build_shard_decoder`)."""
-        return "this DataModule's samples"
+        placeholders, see :class:`~zoo.data.shards.ShardStream`); defined where :attr:`reads_shards`."""
+        raise NotImplementedError(f"{type(self).__name__} does not read shards")
 
     def splits_of(self, stage: str | None) -> tuple[str, ...]:
         """The splits a Lightning stage needs (None or another stage: every split)."""
@@ -551,11 +557,11 @@ class ZooDataModule(LightningDataModule):
         )
         return self._resumed(loader) if split == "train" else loader
 
-    def _position(self) -> tuple[int, int]:
-        """(epoch, training batches consumed in it): the trainer's count, else (0, 0)."""
+    def _position(self) -> tuple[int, int] | None:
+        """(epoch, training batches consumed in it) of the trainer; None without one."""
         trainer = getattr(self, "trainer", None)
         if trainer is None:
-            return 0, 0
+            return None
         return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def state_dict(self) -> dict[str, Any]:

@@ -298,6 +298,8 @@ class VideoDataModule(ZooDataModule):
     def build_dataset(self, stage: str) -> VideoDataset:
         return self._video_dataset(stage, self.records(stage).records)
 
+    reads_shards = True
+
     def build_shard_decoder(self, stage: str, records: list[VideoRecord]) -> VideoDataset:
         return self._video_dataset(stage, records, streamed=True)
 

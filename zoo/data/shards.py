@@ -102,6 +102,11 @@ def _metadata(record: VideoRecord, index: int) -> dict[str, Any]:
     return meta
 
 
+def _padded(size: int) -> int:
+    """The size of a tar file of ``size`` bytes of blocks: tar pads the file to whole records."""
+    return -(-size // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+
+
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = len(data), 0o644, 0  # no time: the same records give the same bytes
@@ -151,7 +156,7 @@ def write_shards(
             video = Path(record.path).read_bytes()
             meta = json.dumps(_metadata(record, number), ensure_ascii=False).encode()
             size = 512 * (4 + (len(video) + 511) // 512 + (len(meta) + 511) // 512)  # headers + padded data
-            if writer.keys and writer.size + size > max_size:
+            if writer.keys and _padded(writer.size + size) > max_size:
                 writer.close()
             writer.add(f"{number:09d}", Path(record.path).suffix.lower() or ".mp4", video, meta, size)
             if bar is not None:
@@ -375,6 +380,7 @@ class RawSample:
     name: str  # "<shard location>#<member>" for messages
     video: bytes | None  # None: the shard ended before it (truncated)
     meta: dict[str, Any] | None
+    problem: str | None = None  # why there is no video
 
 
 def record_of(sample: RawSample) -> VideoRecord:
@@ -441,7 +447,7 @@ def read_shard(index: ShardIndex, shard: int, timeout: float = DEFAULT_TIMEOUT_S
                 raise
             reason = f"truncated or unreadable after {position} of {len(keys)} samples ({err})"
             for lost in range(position, len(keys)):
-                yield RawSample(first + lost, f"{location}#{keys[lost]}: {reason}", None, None)
+                yield RawSample(first + lost, f"{location}#{keys[lost]}", None, None, reason)
             return
         if position != len(keys):
             raise ShardError(f"{location}: {position} samples, the index {index.source} says {len(keys)}")
@@ -606,7 +612,7 @@ class ShardStream(IterableDataset):
 
     def _decode(self, raw: RawSample) -> dict[str, Any] | None:
         if raw.video is None:
-            self.decoder.count_failure(raw.index, raw.name)
+            self.decoder.count_failure(raw.index, raw.problem)
             return None
         return self.decoder.load_exactly(raw.index, record_of(raw))
 

@@ -64,11 +64,15 @@ def _indices(loader) -> list[int]:
     return [int(i) for batch in loader for i in batch["index"]]
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # no line per request
+        pass
+
+
 @contextlib.contextmanager
 def _http_server(folder: Path):
     """A threaded HTTP server on 127.0.0.1 serving ``folder``; stopped on exit."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(_QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

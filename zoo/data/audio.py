@@ -6,7 +6,6 @@ The front-ends and augmentations themselves live in :mod:`zoo.data.audio_transfo
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Literal
 
 import av
@@ -22,7 +21,7 @@ from zoo.data.audio_transforms import (
     log_mel,
     mel_filterbank,
 )
-from zoo.data.video import VideoDecodeError
+from zoo.data.video import InMemoryVideo, VideoDecodeError, VideoSource, as_source
 
 __all__ = [
     "AudioMissingError",
@@ -48,16 +47,20 @@ class AudioMissingError(RuntimeError):
 
 
 def _decode_span(
-    path: Path, sample_rate: int, start: float, end: float | None, mono: bool
+    source: VideoSource | InMemoryVideo, sample_rate: int, start: float, end: float | None, mono: bool
 ) -> tuple[np.ndarray, float]:
-    """Decode the audio around ``[start, end)`` resampled to ``sample_rate``.
+    """Decode the audio around ``[start, end)`` of a file or of bytes in memory, resampled to ``sample_rate``.
 
     Returns ``(waveform (C, N) float32, t0)`` where sample ``k`` lies at time ``t0 + k / sample_rate`` s.
     """
-    if not path.is_file() or path.stat().st_size == 0:
+    path = as_source(source)
+    if isinstance(path, InMemoryVideo):
+        if not path.data:
+            raise VideoDecodeError(str(path), "empty file")
+    elif not path.is_file() or path.stat().st_size == 0:
         raise VideoDecodeError(path, "no such file" if not path.is_file() else "empty file")
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(path.open() if isinstance(path, InMemoryVideo) else str(path), mode="r")
     except (av.FFmpegError, UnicodeDecodeError) as err:
         raise VideoDecodeError(path, f"not a readable media file ({err})") from err
     with container:
@@ -105,7 +108,7 @@ def read_audio(
     has no audio stream and :class:`~zoo.data.video.VideoDecodeError` when it cannot be read.
     """
     start = 0.0 if start is None else max(float(start), 0.0)
-    waveform, t0 = _decode_span(Path(path), sample_rate, start, end, mono)
+    waveform, t0 = _decode_span(path, sample_rate, start, end, mono)
     first = max(round((start - t0) * sample_rate), 0)
     last = waveform.shape[1] if end is None else max(round((end - t0) * sample_rate), first)
     return torch.from_numpy(np.ascontiguousarray(waveform[:, first:last]))
@@ -146,7 +149,7 @@ def clip_audio_window(
         raise ValueError(f"on_missing must be 'zeros' or 'raise'; got {on_missing!r}")
     num_samples = round((clip_end - clip_start) * sample_rate)
     try:
-        audio, t0 = _decode_span(Path(path), sample_rate, max(clip_start, 0.0), clip_end, mono=True)
+        audio, t0 = _decode_span(path, sample_rate, max(clip_start, 0.0), clip_end, mono=True)
     except AudioMissingError:
         if on_missing == "raise":
             raise
@@ -233,12 +236,12 @@ def audio_views(
         if path is None:
             raise AudioMissingError(None)
         first, last = max(float(windows[:, 0].min()), 0.0), float(windows[:, 1].max())
-        audio, t0 = _decode_span(Path(path), rate, first, last, mono=True)
+        audio, t0 = _decode_span(path, rate, first, last, mono=True)
         if window.fit == "shift":  # windows past the end of the track move back
             windows = clip_windows(clips, fps, window, t0 + audio.shape[1] / rate, offsets)
             moved_first = max(float(windows[:, 0].min()), 0.0)
             if moved_first < first:  # a window now starts before the span decoded
-                audio, t0 = _decode_span(Path(path), rate, moved_first, last, mono=True)
+                audio, t0 = _decode_span(path, rate, moved_first, last, mono=True)
     except AudioMissingError:
         if on_missing == "raise":
             raise

@@ -24,6 +24,7 @@ whatever the trainer's ``use_distributed_sampler``.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
@@ -36,6 +37,8 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 
+from zoo.data.formats import VideoRecord
+from zoo.data.shards import DEFAULT_TIMEOUT_S, ShardIndex, ShardStream, read_index, shard_records
 from zoo.data.text import DEFAULT_MAX_LENGTH, TextTokenizer, build_tokenizer
 from zoo.errors import UsageError
 
@@ -48,6 +51,8 @@ __all__ = [
     "Collate",
     "EpochSampler",
     "EpochSeeded",
+    "ResumableLoader",
+    "ResumableOrder",
     "SynthMotionSource",
     "ZooDataModule",
     "check_int",
@@ -93,8 +98,24 @@ def _set_dataset_epoch(dataset: Any, epoch: int) -> None:
         dataset.set_epoch(epoch)
 
 
-class EpochSampler(DistributedSampler):
-    """A ``DistributedSampler`` that also tells the dataset the epoch (shared with its workers)."""
+class ResumableOrder:
+    """An epoch order that can start part-way: :meth:`resume_at` skips the samples a killed run consumed."""
+
+    _resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, position: int) -> None:
+        """Make epoch ``epoch`` (once) start at its ``position``-th index of this rank."""
+        self._resume = (int(epoch), int(position))
+
+    def _from_resume_point(self, indices: Iterator[int]) -> Iterator[int]:
+        start = self._resume[1] if self._resume is not None and self._resume[0] == self.epoch else 0
+        self._resume = None
+        return itertools.islice(indices, start, None)
+
+
+class EpochSampler(ResumableOrder, DistributedSampler):
+    """A ``DistributedSampler`` that also tells the dataset the epoch (shared with its workers) and can start an
+    epoch part-way (:meth:`~ResumableOrder.resume_at`)."""
 
     def __init__(
         self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0
@@ -102,6 +123,9 @@ class EpochSampler(DistributedSampler):
         super().__init__(
             dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
         )
+
+    def __iter__(self) -> Iterator[int]:
+        return self._from_resume_point(super().__iter__())
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
@@ -120,7 +144,7 @@ class FixedSizeBatches(Protocol):
     def set_epoch(self, epoch: int) -> None: ...
 
 
-class BatchEpochSampler(DistributedSampler):
+class BatchEpochSampler(ResumableOrder, DistributedSampler):
     """The batches of a batch sampler (e.g. :class:`~zoo.data.samples.PKSampler`) as one flat index order.
 
     Under DDP, Lightning replaces a loader's custom ``batch_sampler`` (it cannot, and raises) unless the
@@ -141,6 +165,9 @@ class BatchEpochSampler(DistributedSampler):
         self.batch_size = int(batches.batch_size)
 
     def __iter__(self) -> Iterator[int]:
+        return self._from_resume_point(self._flat())
+
+    def _flat(self) -> Iterator[int]:
         for batch in self.batches:
             if len(batch) != self.batch_size:
                 raise ValueError(
@@ -174,9 +201,110 @@ def check_int(name: str, value: Any, least: int) -> None:
         raise UsageError(f"{name} must be an integer >= {least}, got {value!r}")
 
 
+def _shard_patterns(shards: str | dict[str, str] | None) -> dict[str, str]:
+    """``shards`` as ``{split: pattern}`` (a plain string: the training split's)."""
+    if shards is None:
+        return {}
+    if isinstance(shards, str):
+        shards = {"train": shards}
+    if not isinstance(shards, dict) or not all(isinstance(v, str) and v for v in shards.values()):
+        raise UsageError(f"shards must be a pattern or a mapping {{split: pattern}}, got {shards!r}")
+    unknown = sorted(set(shards) - {"train", "val", "test"})
+    if unknown:
+        raise UsageError(f"shards: unknown split {unknown[0]!r}; the splits are train, val, test")
+    return dict(shards)
+
+
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise UsageError(f"{name} must be true or false, got {value!r}")
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader whose position in the epoch is saved in a run's checkpoint, for an exact mid-epoch resume.
+
+    Lightning saves ``state_dict()`` of the training loader with every checkpoint and hands it back to
+    ``load_state_dict`` before the resumed epoch starts. The state is the epoch, the batches this rank's training
+    steps consumed (read from the trainer, not from the loader, which runs ahead), the world size and workers it
+    was made with, and the unreadable-sample flags. On resume the loader skips the consumed batches: the
+    sampler's order (map-style datasets: samples are a function of ``(seed, epoch, index)``) or the shard stream
+    (:meth:`~zoo.data.shards.ShardStream.resume_at`) starts where the killed run stopped.
+
+    Args:
+        *args: :class:`~torch.utils.data.DataLoader` arguments.
+        position: ``() -> (epoch, batches consumed in it)`` of the run, None outside a run.
+        world: ``(world size, rank)`` of the run.
+        **kwargs: :class:`~torch.utils.data.DataLoader` keyword arguments.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        position: Callable[[], tuple[int, int] | None],
+        world: tuple[int, int],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._position, self._world = position, world
+        self._resumed_epoch: int | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        if hasattr(self.dataset, "resume_at"):  # a stream has no sampler for Lightning to set the epoch on
+            position = self._position()  # None without a trainer: the epoch the dataset was given
+            epoch = self._resumed_epoch if self._resumed_epoch is not None else position and position[0]
+            if epoch is not None:
+                self.dataset.set_epoch(epoch)
+            self._resumed_epoch = None
+        return super().__iter__()
+
+    def _errors(self) -> Any:
+        return getattr(
+            self.dataset, "decoder", self.dataset
+        )  # a shard stream decodes with a map-style dataset
+
+    def state_dict(self) -> dict[str, Any]:
+        epoch, batches = self._position() or (0, 0)
+        errors = self._errors()
+        return {
+            "epoch": epoch,
+            "batches": batches,
+            "world_size": self._world[0],
+            "num_workers": self.num_workers,
+            "errors": errors.error_state() if hasattr(errors, "error_state") else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        epoch, batches = int(state["epoch"]), int(state["batches"])
+        streamed = hasattr(self.dataset, "resume_at")
+        changed = [
+            f"{name} {state[name]} -> {now}"
+            for name, now in (("world_size", self._world[0]), ("num_workers", self.num_workers))
+            if state[name] != now and (name == "world_size" or streamed)
+        ]
+        if changed:
+            rank_zero_warn(
+                f"resuming with another {' and '.join(changed)}: the weights, optimiser, epoch ({epoch}), step and "
+                f"unreadable-sample flags are restored, and the epoch goes on after its first {batches} batches; "
+                "the order of the samples is not (it depends on the number of processes"
+                + (" and workers" if streamed else "")
+                + f"), so the rest of epoch {epoch} is a new draw that may repeat or miss samples. From epoch "
+                f"{epoch + 1} on, the order is that of a run started with the new setting."
+            )
+        errors = self._errors()
+        if state.get("errors") is not None and hasattr(errors, "load_error_state"):
+            errors.load_error_state(state["errors"])
+        # Lightning creates the epoch's iterator (and the workers draw their first indices) before it sets the
+        # resumed epoch on the sampler: set it now
+        if streamed:
+            self._resumed_epoch = epoch
+            self.dataset.resume_at(epoch, batches)
+        elif isinstance(self.sampler, ResumableOrder):
+            self.sampler.set_epoch(epoch)
+            self.sampler.resume_at(epoch, batches * self.batch_size)
+        elif batches:
+            raise UsageError(
+                f"cannot resume the {type(self.dataset).__name__} loader mid-epoch: its order is not resumable"
+            )
 
 
 class SynthMotionSource:
@@ -244,6 +372,12 @@ class ZooDataModule(LightningDataModule):
         tokenizer: the tokenizer of the batches' text (:func:`zoo.data.text.build_tokenizer`: ``"bytes"``, a
             ``tokenizer.json``, a ``transformers`` folder or a Hub id); None: no text is tokenised.
         max_text_length: most tokens per text, special tokens included.
+        shards: read the data from tar shards (``zoo data shard``) instead of files: a brace pattern of paths or
+            URLs (``"https://host/train-{000000..000099}.tar"``) or their ``.index.json``, for the training
+            split, or a mapping ``{split: pattern}`` (:mod:`zoo.data.shards`). A split without shards reads its
+            files as usual.
+        shuffle_buffer: samples held by each worker's shuffle buffer when reading shards.
+        shard_timeout: seconds a shard read may wait on the network before it fails naming the URL.
     """
 
     def __init__(
@@ -257,6 +391,9 @@ class ZooDataModule(LightningDataModule):
         seed: int = 0,
         tokenizer: str | dict[str, Any] | None = None,
         max_text_length: int = DEFAULT_MAX_LENGTH,
+        shards: str | dict[str, str] | None = None,
+        shuffle_buffer: int = 256,
+        shard_timeout: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         super().__init__()
         check_int("batch_size", batch_size, 1)
@@ -276,6 +413,19 @@ class ZooDataModule(LightningDataModule):
         self.datasets: dict[str, Dataset] = {}
         self._device_generator = torch.Generator().manual_seed(seed)
         self.synth: SynthMotionSource | None = None
+        self.shards = _shard_patterns(shards)
+        if self.shards and not self.reads_shards:
+            raise UsageError(
+                f"{type(self).__name__} cannot read shards: shards hold video files and their annotation "
+                "(zoo data shard), which this DataModule does not read; give it its own files"
+            )
+        check_int("shuffle_buffer", shuffle_buffer, 1)
+        if not isinstance(shard_timeout, (int, float)) or shard_timeout <= 0:
+            raise UsageError(f"shard_timeout must be a positive number of seconds, got {shard_timeout!r}")
+        self.shuffle_buffer, self.shard_timeout = shuffle_buffer, float(shard_timeout)
+        self._shard_indexes: dict[str, ShardIndex] = {}
+        self._train_loader: ResumableLoader | None = None
+        self._pending_loader_state: dict[str, Any] | None = None
 
     def use_synth(
         self, synth: dict[str, Any] | None, synth_root: str | None, needs: dict[str, int] | None = None
@@ -306,6 +456,14 @@ class ZooDataModule(LightningDataModule):
     def collate_fn(self, split: str) -> Collate:
         """The collate function of ``split``'s loader."""
         raise NotImplementedError(f"{type(self).__name__} has no collate function")
+
+    reads_shards = False
+    """Whether this DataModule can read shards (:meth:`build_shard_decoder`); others refuse ``shards``."""
+
+    def build_shard_decoder(self, split: str, records: list[VideoRecord]) -> Dataset:
+        """The map-style dataset that decodes ``split``'s samples streamed from shards (``records`` are their
+        placeholders, see :class:`~zoo.data.shards.ShardStream`); defined where :attr:`reads_shards`."""
+        raise NotImplementedError(f"{type(self).__name__} does not read shards")
 
     def splits_of(self, stage: str | None) -> tuple[str, ...]:
         """The splits a Lightning stage needs (None or another stage: every split)."""
@@ -341,8 +499,25 @@ class ZooDataModule(LightningDataModule):
         for split in self.splits_of(stage):
             self._dataset(split, required=False)
 
+    def shard_index(self, split: str) -> ShardIndex:
+        """The index of ``split``'s shards (read once)."""
+        if split not in self._shard_indexes:
+            self._shard_indexes[split] = read_index(self.shards[split], self.shard_timeout)
+        return self._shard_indexes[split]
+
     def _dataset(self, split: str, required: bool = True) -> Dataset | None:
         """The dataset of ``split``, built on first use; a missing one is an error when ``required``."""
+        if split not in self.datasets and split in self.shards:
+            index = self.shard_index(split)
+            self.datasets[split] = ShardStream(
+                index,
+                self.build_shard_decoder(split, shard_records(index)),
+                batch_size=self.batch_size,
+                shuffle=split == "train",
+                shuffle_buffer=self.shuffle_buffer,
+                seed=self.seed,
+                timeout=self.shard_timeout,
+            )
         if split not in self.datasets and self.has_split(split):
             self.datasets[split] = self.build_dataset(split)
         if split not in self.datasets and required:
@@ -355,13 +530,22 @@ class ZooDataModule(LightningDataModule):
         dataset = self._dataset(split)
         world, rank = self._world()
         batch_size, drop_last, sampler = self.batch_size, self.drop_last if shuffle else False, None
-        if batch_sampler is not None:
+        if isinstance(dataset, ShardStream):  # split over ranks and workers by the stream itself
+            if batch_sampler is not None:
+                raise UsageError(
+                    f"{type(self).__name__}: shards cannot be read in fixed batches (batch_sampler)"
+                )
+            dataset.distribute(world, rank, self.num_workers)
+            drop_last = False  # a training epoch is whole batches already
+        elif batch_sampler is not None:
             sampler = BatchEpochSampler(dataset, batch_sampler, num_replicas=world, rank=rank)
             batch_size, drop_last = sampler.batch_size, False
         elif shuffle:
             sampler = EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
-        return DataLoader(
+        loader = ResumableLoader(
             dataset,
+            position=self._position,
+            world=(world, rank),
             batch_size=batch_size,
             sampler=sampler,
             num_workers=self.num_workers,
@@ -371,9 +555,44 @@ class ZooDataModule(LightningDataModule):
             collate_fn=self.collate_fn(split),
             worker_init_fn=partial(seed_worker, seed=self.seed, rank=rank),
         )
+        return self._resumed(loader) if split == "train" else loader
+
+    def _position(self) -> tuple[int, int] | None:
+        """(epoch, training batches consumed in it) of the trainer; None without one."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return None
+        return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the checkpoint keeps of the DataModule: the generator of device-side draws and the training
+        loader's position (:class:`ResumableLoader`)."""
+        state: dict[str, Any] = {"device_generator": self._device_generator.get_state()}
+        if self._train_loader is not None:
+            state["train_loader"] = self._train_loader.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; the loader's position is applied to the next training loader made.
+
+        Lightning restores the DataModule before it makes the loaders, so this is where the position comes
+        back even when the trainer built the training loader early (``estimated_stepping_batches``) and then
+        skips loading the loader's own state.
+        """
+        if "device_generator" in state_dict:
+            self._device_generator.set_state(state_dict["device_generator"])
+        self._pending_loader_state = state_dict.get("train_loader")
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
+
+    def _resumed(self, loader: ResumableLoader) -> ResumableLoader:
+        """The training loader, remembered for :meth:`state_dict`, at the position of a restored checkpoint."""
+        if self._pending_loader_state is not None:
+            loader.load_state_dict(self._pending_loader_state)
+            self._pending_loader_state = None
+        self._train_loader = loader
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

@@ -5,6 +5,7 @@ zoo data synth OUT --seed 0 [--size 64 --frames 32 --classes 8 --scene-bias 0.8 
 zoo data check MANIFEST [--format generic --split train --backend pyav --workers 2]
 zoo data info MANIFEST [--format generic --split train --probe 5]
 zoo data tokenizer OUT [FILES...] [--synth] [--vocab-size 8000] [--kind bpe] [--languages en,de]
+zoo data shard MANIFEST OUT [--format generic --split train --max-size 1GB]   (MANIFEST "synth": SynthMotion)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-__all__ = ["check_record", "configure"]
+__all__ = ["check_record", "configure", "shard_records_of"]
 
 
 def _format_choices() -> list[str]:
@@ -73,6 +74,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--languages", default=None, help="keep captions of these languages, e.g. en,de")
     p.set_defaults(func=cmd_tokenizer)
 
+    p = sub.add_parser(
+        "shard",
+        help="write tar shards of the videos' own bytes and annotation (WebDataset layout) + an index",
+    )
+    p.add_argument("manifest", help='a CSV manifest, a dataset root, or "synth" for the default SynthMotion')
+    p.add_argument("out", help="output folder")
+    p.add_argument("--format", default="generic", choices=_format_choices(), help="annotation layout")
+    p.add_argument("--split", default=None, help="split to shard (default: train; SynthMotion: all three)")
+    p.add_argument("--max-size", default="1GB", help="most bytes per shard, e.g. 1GB, 500MB (default 1GB)")
+    p.set_defaults(func=cmd_shard)
+
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from zoo.data.synthmotion import SynthMotionConfig, generate
@@ -122,6 +134,31 @@ def cmd_tokenizer(args: argparse.Namespace) -> int:
         )
     path = train_tokenizer(texts, args.out, args.vocab_size, args.kind)
     print(f"tokenizer trained on {len(texts)} captions written to {path}")
+    return 0
+
+
+def shard_records_of(manifest: str, format: str, split: str):
+    """The records and classes ``zoo data shard`` writes: of a manifest, or of SynthMotion (``"synth"``, with
+    every caption of every language, as :class:`~zoo.data.datamodule.VideoDataModule` reads it)."""
+    from zoo.data.formats import load_records
+
+    if manifest == "synth":
+        from zoo.data.datamodule import VideoDataModule
+
+        return VideoDataModule().records(split)
+    return load_records(format, manifest, split)
+
+
+def cmd_shard(args: argparse.Namespace) -> int:
+    from zoo.data.shards import parse_size, write_shards
+
+    max_size = parse_size(args.max_size)
+    splits = (
+        [args.split] if args.split else ["train", "val", "test"] if args.manifest == "synth" else ["train"]
+    )
+    for split in splits:
+        index = write_shards(shard_records_of(args.manifest, args.format, split), args.out, split, max_size)
+        print(f"{split}: shards and index written to {index}")
     return 0
 
 

@@ -31,7 +31,7 @@ from einops import rearrange, repeat
 from zoo.data.audio_transforms import AudioAugment, AudioConfigError, AudioFrontEnd, AudioWindow, audio_preset
 from zoo.data.base import Collate, EpochSampler, ZooDataModule, check_int, seed_worker
 from zoo.data.datasets import DEFAULT_AUDIO_WINDOW, VideoDataset, collate_samples
-from zoo.data.formats import Records, load_records
+from zoo.data.formats import Records, VideoRecord, load_records
 from zoo.data.intra_video import IntraVideoTripletSampler
 from zoo.data.samplers import (
     MultiClipViewsSampler,
@@ -208,7 +208,7 @@ class VideoDataModule(ZooDataModule):
                 "motion_vectors / keyframe share the clip's crop in the workers: no device_transforms"
             )
         self.manifests = {"train": train_manifest, "val": val_manifest, "test": test_manifest}
-        if all(m is None for m in self.manifests.values()):
+        if all(m is None for m in self.manifests.values()) and not self.shards:
             self.use_synth(synth, synth_root)
         self._splits = {"train": train_split, "val": val_split, "test": test_split}
         self._records: dict[str, Records] = {}
@@ -240,7 +240,10 @@ class VideoDataModule(ZooDataModule):
 
     @property
     def classes(self) -> list[str] | None:
-        """Class names (from the training manifest, else the first one given)."""
+        """Class names (from the training manifest or shards, else the first one given)."""
+        stage = next((s for s in ("train", "val", "test") if self.manifests[s] or s in self.shards), None)
+        if stage in self.shards and not self.manifests[stage]:
+            return self.shard_index(stage).classes
         if self.synth is not None and "train" not in self._records:
             from zoo.data.synthmotion import CLASSES
 
@@ -301,11 +304,19 @@ class VideoDataModule(ZooDataModule):
         return CaptionCollate(self.tokenizer, self.captions_per_video(stage), self.hparams.languages)
 
     def build_dataset(self, stage: str) -> VideoDataset:
+        return self._video_dataset(stage, self.records(stage).records)
+
+    reads_shards = True
+
+    def build_shard_decoder(self, stage: str, records: list[VideoRecord]) -> VideoDataset:
+        return self._video_dataset(stage, records, streamed=True)
+
+    def _video_dataset(self, stage: str, records: list[VideoRecord], streamed: bool = False) -> VideoDataset:
         hp = self.hparams
         views = hp.num_views if stage == "train" and hp.view_clips == "same" else 1
         front_end, window, augment = self.audio_parts or (None, None, None)
         return VideoDataset(
-            self.records(stage).records,
+            records,
             self._sampler(stage),
             keep_uint8 if hp.device_transforms else self._transform(stage),
             views=views,
@@ -330,6 +341,7 @@ class VideoDataModule(ZooDataModule):
             max_error_fraction=hp.max_error_fraction,
             error_log=hp.error_log,
             seed=self.seed,
+            streamed=streamed,
         )
 
     def has_split(self, split: str) -> bool:

@@ -156,6 +156,10 @@ class VideoDataset(Dataset):
         max_error_fraction: stop when more than this fraction of the records turned out unreadable.
         error_log: append one JSON line ``{"path", "reason", "index"}`` per unreadable file to this file.
         seed: base of every random draw.
+        max_retries: records tried (the first, then random others) before a sample gives up.
+        streamed: the records are placeholders of samples streamed from shards
+            (:class:`~zoo.data.shards.ShardStream`), whose annotation comes with each sample to
+            :meth:`load_exactly`: captions are then checked per sample.
     """
 
     def __init__(
@@ -188,6 +192,7 @@ class VideoDataset(Dataset):
         error_log: str | os.PathLike | None = None,
         seed: int = 0,
         max_retries: int = 100,
+        streamed: bool = False,
     ) -> None:
         if on_error not in ("skip", "raise"):
             raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
@@ -200,7 +205,7 @@ class VideoDataset(Dataset):
         self.records = list(records)
         self.text, self.captions_per_video = text, captions_per_video
         self.languages = list(languages) if languages is not None else None
-        if text:
+        if text and not streamed:
             self._check_captions()
         self.sampler, self.transform, self.views = sampler, transform, views
         self._transform_takes_generator = transform is not None and _accepts_generator(transform)
@@ -349,6 +354,48 @@ class VideoDataset(Dataset):
             f"no readable video found after {self.max_retries} attempts starting at record {index}"
         )
 
+    def load_exactly(self, index: int, record: VideoRecord | None = None) -> dict[str, Any] | None:
+        """Sample ``index`` from ``record`` (None: ``records[index]``), with no other record in its place: None
+        when it cannot be decoded (skipped and counted as in ``__getitem__``, or raised with ``on_error="raise"``).
+        """
+        record = self.records[index] if record is None else record
+        if self._bad[index] and self.on_error == "skip":
+            return None
+        if self.text:
+            select_captions(record_captions(record), self.captions_per_video, self.languages)
+        np_rng, torch_gen = self._generators(index, 0)
+        try:
+            sample = self._load(index, np_rng, torch_gen, record)
+        except DECODE_ERRORS as err:
+            if self.on_error == "raise":
+                if isinstance(err, VideoDecodeError):
+                    raise
+                raise VideoDecodeError(str(record.path), str(err)) from err
+            self._record_failure(index, err)
+            return None
+        self._counts[self._slot(), 0] += 1
+        return sample
+
+    def is_known_bad(self, index: int) -> bool:
+        """Whether sample ``index`` already failed (and is skipped without another try)."""
+        return bool(self._bad[index]) and self.on_error == "skip"
+
+    def count_failure(self, index: int, reason: str) -> None:
+        """Count sample ``index`` as unreadable for ``reason`` (e.g. lost from a truncated shard)."""
+        if self.on_error == "raise":
+            raise VideoDecodeError(str(self.records[index].path), reason)
+        if not self._bad[index]:
+            self._record_failure(index, VideoDecodeError(str(self.records[index].path), reason))
+
+    def error_state(self) -> torch.Tensor:
+        """The unreadable-record flags ``(N,)`` uint8 (a copy), to be saved with a run's checkpoint."""
+        return self._bad.clone()
+
+    def load_error_state(self, bad: torch.Tensor) -> None:
+        """Restore :meth:`error_state` (a saved one of another length is ignored: other records)."""
+        if bad.shape == self._bad.shape:
+            self._bad.copy_(bad)
+
     def _reader(self, record: VideoRecord):
         frames = record.extra.get("frames")
         if frames is not None:
@@ -357,8 +404,14 @@ class VideoDataset(Dataset):
             record.path, backend=self.decode_backend, size=self.decode_size, num_threads=self.decode_threads
         )
 
-    def _load(self, index: int, np_rng: np.random.Generator, torch_gen: torch.Generator) -> dict[str, Any]:
-        record = self.records[index]
+    def _load(
+        self,
+        index: int,
+        np_rng: np.random.Generator,
+        torch_gen: torch.Generator,
+        record: VideoRecord | None = None,
+    ) -> dict[str, Any]:
+        record = self.records[index] if record is None else record
         reader = self._reader(record)
         try:
             if isinstance(reader, _FrameListReader):

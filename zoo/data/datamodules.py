@@ -21,11 +21,13 @@ a folder; then :class:`FeatureSequenceDataModule` reads that folder (``root``).
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from torch.utils.data import DataLoader
 
 from zoo.data.base import Collate, ZooDataModule, check_int
@@ -46,7 +48,7 @@ from zoo.data.samples import (
     synthmotion_tracklet_records,
 )
 from zoo.data.sequences import FeatureSequenceDataset, collate_sequences
-from zoo.data.synthmotion import captions_by_video
+from zoo.data.synthmotion import CLASSES, COLORS, SHAPES, captions_by_video
 from zoo.data.text import DEFAULT_MAX_LENGTH
 from zoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from zoo.errors import UsageError
@@ -270,8 +272,12 @@ class ImageTextDataModule(ZooDataModule):
     Batches: ``image`` (B, C, H, W), ``text`` tokens (B, L), ``multilabel`` (B, num_classes), ``index`` (B,).
     The classes (``classes.txt`` beside the training manifest) are known right after construction.
 
+    Without ``train_manifest`` the pairs are SynthMotion's clips (generated at ``prepare_data``,
+    :func:`synthmotion_image_text`): the first frame of each clip, its English captions (one drawn per
+    sample) and its shape, colour and motion as three labels.
+
     Args:
-        train_manifest: JSONL or CSV pairs (:func:`~zoo.data.samples.read_image_text`).
+        train_manifest: JSONL or CSV pairs (:func:`~zoo.data.samples.read_image_text`); None: SynthMotion.
         val_manifest: the same for validation (None: no validation); same classes.
         test_manifest: the same for test (None: no test); same classes.
         size: image side after the transform, pixels.
@@ -285,13 +291,15 @@ class ImageTextDataModule(ZooDataModule):
         on_error: ``skip`` an unreadable image (counted, path in the warning) or ``raise``.
         max_error_fraction: the run stops once more than this fraction of images failed.
         error_log: a file to which every unreadable image appends one JSON line.
+        synth: :class:`~zoo.data.synthmotion.SynthMotionConfig` fields of the generated SynthMotion set.
+        synth_root: where to write SynthMotion (default: :func:`~zoo.data.synthmotion.default_root`).
         **loader_options: ``batch_size`` (pairs), ``num_workers``, ``persistent_workers``, ``pin_memory``,
             ``drop_last``, ``seed`` (of the augmentation): see :class:`~zoo.data.base.ZooDataModule`.
     """
 
     def __init__(
         self,
-        train_manifest: str,
+        train_manifest: str | None = None,
         val_manifest: str | None = None,
         test_manifest: str | None = None,
         size: int = 224,
@@ -304,6 +312,8 @@ class ImageTextDataModule(ZooDataModule):
         on_error: Literal["skip", "raise"] = "skip",
         max_error_fraction: float = 0.1,
         error_log: str | None = None,
+        synth: dict[str, Any] | None = None,
+        synth_root: str | None = None,
         **loader_options: Any,
     ) -> None:
         super().__init__(tokenizer=tokenizer, max_text_length=max_text_length, **loader_options)
@@ -312,7 +322,14 @@ class ImageTextDataModule(ZooDataModule):
         self.manifests = {"train": train_manifest, "val": val_manifest, "test": test_manifest}
         for split in ("train", "val", "test"):
             self._transform(split)  # a bad preset is an error now
-        self._pairs = {"train": read_image_text(train_manifest)}
+        if train_manifest is None:
+            self.use_synth(synth, synth_root)
+            self.manifests = {"train": "train", "val": "val", "test": "test"}
+            self._classes = synthmotion_image_text_classes(self.synth.config.num_classes)
+            self._pairs = {}
+        else:
+            self._pairs = {"train": read_image_text(train_manifest)}
+            self._classes = self._pairs["train"][1]
 
     def _transform(self, split: str):
         hp = self.hparams
@@ -320,11 +337,16 @@ class ImageTextDataModule(ZooDataModule):
         return build_transform(preset, size=hp.size, mean=hp.mean, std=hp.std)
 
     def has_split(self, split: str) -> bool:
+        if self.synth is not None:
+            return getattr(self.synth.config, f"{split}_per_class", 0) > 0
         return self.manifests.get(split) is not None
 
     def build_dataset(self, split: str) -> ImageTextDataset:
         hp = self.hparams
-        records, classes = self._pairs.get(split) or read_image_text(self.manifests[split])
+        if self.synth is not None:
+            records, classes = synthmotion_image_text(self.synth.folder, split), self.classes
+        else:
+            records, classes = self._pairs.get(split) or read_image_text(self.manifests[split])
         if classes != self.classes:
             raise UsageError(
                 f"{self.manifests[split]}: classes {classes} differ from the training manifest's {self.classes}"
@@ -344,7 +366,36 @@ class ImageTextDataModule(ZooDataModule):
     @property
     def classes(self) -> list[str]:
         """Label names (``classes.txt`` of the training manifest, else ``"0"``, ``"1"``, ...)."""
-        return self._pairs["train"][1]
+        return self._classes
+
+
+def synthmotion_image_text_classes(num_motions: int) -> list[str]:
+    """The labels of SynthMotion's image–text pairs: ``shape:*``, ``color:*``, then the first ``num_motions``
+    ``motion:*`` classes."""
+    return (
+        [f"shape:{s}" for s in SHAPES]
+        + [f"color:{c}" for c in COLORS]
+        + [f"motion:{m}" for m in CLASSES[:num_motions]]
+    )
+
+
+def synthmotion_image_text(root: str | Path, split: str) -> list[VideoRecord]:
+    """One image–text pair per SynthMotion clip of ``split``: the clip (its first frame is the image), its
+    English captions and the multi-hot labels of its shape, colour and motion (``extra["multilabel"]``)."""
+    root = Path(root)
+    captions = captions_by_video(root)
+    motions = json.loads((root / "synthmotion.json").read_text(encoding="utf-8"))["classes"]
+    classes = synthmotion_image_text_classes(len(motions))
+    records = []
+    with open(root / f"{split}.csv", encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            path = root / row["path"]
+            multilabel = np.zeros(len(classes), dtype=np.float32)
+            for name in (f"shape:{row['shape']}", f"color:{row['color']}", f"motion:{row['label_name']}"):
+                multilabel[classes.index(name)] = 1.0
+            texts = captions.get(path.stem, {}).get("en") or [row["caption"]]
+            records.append(VideoRecord(path, None, caption=texts, extra={"multilabel": multilabel}))
+    return records
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -318,6 +318,8 @@ def read_image_text(path: str | os.PathLike) -> tuple[list[VideoRecord], list[st
     for where, row in rows:
         if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in ("image", "text")):
             raise ManifestError(path, where, "needs string fields 'image' and 'text'")
+        if not row["text"].strip():
+            raise ManifestError(path, where, "field 'text' is empty")
         if not isinstance(row.get("labels", []), list):
             raise ManifestError(path, where, "field 'labels' must be a list")
         parsed.append((where, row, [_label_index(v, classes, path, where) for v in row.get("labels", [])]))

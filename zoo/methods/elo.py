@@ -56,24 +56,14 @@ from zoo.catalog import Paper
 from zoo.errors import UsageError
 from zoo.eval.features import embed
 from zoo.methods.base import SSLMethod
+from zoo.methods.elo_search import STUDENT, TEACHERS, loss_names
 from zoo.methods.optim import OptimizerName
 from zoo.objectives.distillation import layer_distillation_loss, pool_channels
 from zoo.objectives.infonce import cross_modal_info_nce_loss
 
 __all__ = ["TEACHER_INPUTS", "ELo", "loss_names"]
 
-# teacher -> (batch key of its input, dimension of time in that input)
-TEACHER_INPUTS = {"residual": ("video", 2), "audio": ("audio", 3), "motion_vectors": ("motion_vectors", 2)}
-STUDENT = "video"
-
-
-def loss_names(teachers: list[str], distill_layers: list[str]) -> list[str]:
-    """The λ names of ELo with these teachers and distillation layers, in the order of the loss sum."""
-    names = [f"{STUDENT}.reverse"]
-    for teacher in teachers:
-        names += [f"{teacher}.reverse", f"{teacher}.align"]
-        names += [f"distill.{teacher}.{layer}" for layer in distill_layers]
-    return names
+TEACHER_INPUTS = {name: (key, time_dim) for name, (key, time_dim, _) in TEACHERS.items()}
 
 
 def _out_channels(module: nn.Module) -> int:

@@ -32,7 +32,8 @@ between the student's pooled layer mapped by a linear regressor and the teacher'
 With λ = 0 a location is off, so searching λ also searches the distillation locations (Fig. 2).
 
 λ names: ``video.reverse``, ``<teacher>.reverse``, ``<teacher>.align``, ``distill.<teacher>.<layer>``
-(:attr:`ELo.loss_names`); a teacher whose terms all have λ = 0 is not run. Every loss term is logged
+(:attr:`ELo.loss_names`); a term with λ = 0 is not computed and a teacher whose terms all have
+λ = 0 is not run. Every loss term is logged
 as ``train/<name>``.
 
 Choices the sources leave open, all zoo's: the tasks above, the layers (``layer3``, ``layer4``), the
@@ -168,7 +169,10 @@ class ELo(SSLMethod):
         for name, value in weights.items():
             if not 0.0 <= float(value) <= 1.0:
                 raise UsageError(f"ELo loss_weights: '{name}' is {value}, every λ must lie in [0, 1]")
-        return {name: float(weights.get(name, 1.0)) for name in self.loss_names}
+        weights = {name: float(weights.get(name, 1.0)) for name in self.loss_names}
+        if not any(weights.values()):
+            raise UsageError("ELo loss_weights: every λ is 0, nothing would be trained")
+        return weights
 
     def _layer(self, modality: str, name: str) -> nn.Module:
         modules = dict(self.encoders[modality].named_modules())
@@ -210,8 +214,10 @@ class ELo(SSLMethod):
         student_layers = self.distill_layers if any(self._active(f"distill.{t}.") for t in teachers) else []
         with self._capture(STUDENT, student_layers) as student_maps:
             h = self(_reverse(video, reverse, 2))  # (B, F)
-        terms = {f"{STUDENT}.reverse": _reverse_loss(self.reverse_heads[STUDENT](h), reverse)}
         z = self.projections[STUDENT](h)  # (B, D)
+        terms = {}
+        if lam[f"{STUDENT}.reverse"] > 0:
+            terms[f"{STUDENT}.reverse"] = _reverse_loss(self.reverse_heads[STUDENT](h), reverse)
         for teacher in teachers:
             key, time_dim = TEACHER_INPUTS[teacher]
             x = self.require(batch, key, f"the {teacher} teacher reads it")
@@ -222,15 +228,18 @@ class ELo(SSLMethod):
                 continue
             with self._capture(teacher, self.distill_layers) as teacher_maps:
                 h_t = embed(self.encoders[teacher], _reverse(x[keep], reverse[keep], time_dim))  # (B', F_t)
-            terms[f"{teacher}.reverse"] = _reverse_loss(self.reverse_heads[teacher](h_t), reverse[keep])
-            terms[f"{teacher}.align"] = cross_modal_info_nce_loss(
-                z[keep], self.projections[teacher](h_t), hp.temperature
-            )
-            for layer in student_layers:
-                student = self.regressors[f"{teacher}_{layer}"](student_maps[layer][keep])  # (B', C_t)
-                terms[f"distill.{teacher}.{layer}"] = layer_distillation_loss(
-                    student, teacher_maps[layer], hp.detach_teacher
+            if lam[f"{teacher}.reverse"] > 0:
+                terms[f"{teacher}.reverse"] = _reverse_loss(self.reverse_heads[teacher](h_t), reverse[keep])
+            if lam[f"{teacher}.align"] > 0:
+                terms[f"{teacher}.align"] = cross_modal_info_nce_loss(
+                    z[keep], self.projections[teacher](h_t), hp.temperature
                 )
+            for layer in student_layers:
+                if lam[f"distill.{teacher}.{layer}"] > 0:
+                    student = self.regressors[f"{teacher}_{layer}"](student_maps[layer][keep])  # (B', C_t)
+                    terms[f"distill.{teacher}.{layer}"] = layer_distillation_loss(
+                        student, teacher_maps[layer], hp.detach_teacher
+                    )
         loss = sum(lam[name] * value for name, value in terms.items())  # Σ λ_{m,t} L_{m,t} + Σ λ_d L_d
         return {"loss": loss, "features": h, **{name: value.detach() for name, value in terms.items()}}
 

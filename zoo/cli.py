@@ -227,6 +227,40 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_elo_search(args: argparse.Namespace) -> int:
+    """Evolve ELo's loss weights around short proxy trainings of a recipe; print and save the candidates."""
+    import json
+
+    from zoo.methods.elo_search import ProxyTraining, evolve
+
+    data_args = {"num_workers": args.workers, "persistent_workers": False} if args.workers is not None else {}
+    proxy = ProxyTraining(
+        Path(args.config),
+        Path(args.out),
+        args.steps,
+        args.clusters,
+        args.zipf_exponent,
+        data_args,
+        seed=args.seed,
+    )
+    report = lambda c: print(f"gen {c.generation} fitness {c.fitness:.4f} {c.figures}", flush=True)  # noqa: E731
+    result = evolve(
+        proxy.initial_weights(),
+        proxy,
+        args.population,
+        args.generations,
+        args.tournament,
+        args.mutation_rate,
+        args.mutation_std,
+        args.seed,
+        on_candidate=report,
+    )
+    summary = {**result.to_json(), "correlation_knn_top1": result.correlation("knn_top1")}
+    (Path(args.out) / "search.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps({"best": summary["best"], "correlation_knn_top1": summary["correlation_knn_top1"]}))
+    return 0
+
+
 def show_help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """A group of subcommands called alone (``zoo checkpoints``): its help, listing them."""
     parser.print_help()
@@ -296,6 +330,26 @@ def build_parser() -> argparse.ArgumentParser:
     v = csub.add_parser("validate", help="parse the catalog and build every entry's architecture")
     v.add_argument("path", nargs="?", default=None, help="a catalog file (default: the packaged one)")
     v.set_defaults(func=cmd_checkpoints_validate)
+
+    p = sub.add_parser("elo", help="ELo tools")
+    p.set_defaults(func=partial(show_help, p))
+    esub = p.add_subparsers(dest="elo_command", metavar="SUBCOMMAND")
+    e = esub.add_parser(
+        "search", help="evolve ELo's loss weights with the Zipf fitness (short proxy trainings)"
+    )
+    e.add_argument("--config", required=True, help="an ELo recipe, e.g. configs/elo/synthmotion.yaml")
+    e.add_argument("--out", default="runs/elo_search", help="one folder per candidate and search.json")
+    e.add_argument("--population", type=int, default=6)
+    e.add_argument("--generations", type=int, default=3, help="generations of children after the first")
+    e.add_argument("--steps", type=int, default=30, help="optimiser steps of each proxy training")
+    e.add_argument("--clusters", type=int, default=16, help="k of the Zipf fitness")
+    e.add_argument("--zipf-exponent", type=float, default=1.0, help="s of the Zipf prior")
+    e.add_argument("--tournament", type=int, default=2, help="candidates per tournament")
+    e.add_argument("--mutation-rate", type=float, default=0.3)
+    e.add_argument("--mutation-std", type=float, default=0.2)
+    e.add_argument("--workers", type=int, default=None, help="data-loading workers of the proxy runs")
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(func=cmd_elo_search)
 
     for name, module in PLUGINS.items():
         p = sub.add_parser(name, help=f"{name} tools")

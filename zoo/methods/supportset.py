@@ -114,7 +114,9 @@ class SupportSet(SSLMethod):
         if attention_query not in ("text", "video"):
             raise ValueError(f"attention_query must be 'text' or 'video', got {attention_query!r}")
         self.add_encoder("video", video_encoder, {**(video_encoder_kwargs or {}), "num_classes": embed_dim})
-        text = self.add_encoder("text", text_encoder, {**(text_encoder_kwargs or {}), "num_classes": embed_dim})
+        text = self.add_encoder(
+            "text", text_encoder, {**(text_encoder_kwargs or {}), "num_classes": embed_dim}
+        )
         self.support_attention: SupportSetAttention | None = None
         self.decoder: CaptionDecoder | None = None
         if caption_weight:

@@ -3,6 +3,7 @@
     zoo eval knn --model runs/simclr/last.ckpt --data synthmotion
     zoo eval linear --model r3d_tiny --data path/to/manifests     # an untrained baseline
     zoo eval retrieval --model <catalog name> --data ~/ucf101 --format ucf101 --test-split test
+    zoo eval retrieval --model runs/supportset/last.ckpt --data synthmotion --captions   # text↔video
 
 ``--model`` is a method checkpoint (``.ckpt`` written by any zoo method: its encoder is rebuilt),
 a catalog name or published folder (the pretrained model), or an architecture name (random
@@ -11,6 +12,13 @@ folder with ``train.csv``/``test.csv`` manifests, or a dataset root with ``--for
 train split (gallery / probe training) and the test split (queries / probe testing) come from
 centre clips with the eval transform; the clip geometry and normalisation default to the
 catalog entry's, else to the flags' defaults.
+
+``retrieval --captions [FILE]`` is text↔video retrieval instead: the test split's clips against their
+captions (several per video, in several languages) from ``FILE`` — ``[{"video_id", "caption", "lang"}]``
+JSON (MSR-VTT-like, what SynthMotion writes) or a CSV with those columns, ``video_id`` the video file's
+stem; without a value, ``captions.json`` of the data. The model's video and text towers embed clips and
+captions (their heads included: a video–text method's joint space); R@1/5/10 and median rank are printed
+per direction, overall and per language.
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ __all__ = ["configure", "load_model", "run"]
 PROTOCOLS = {
     "linear": "linear probe (logistic regression) on frozen features: top-1/top-5",
     "knn": "weighted kNN classification on frozen features: top-1/top-5",
-    "retrieval": "clip retrieval, test clips query train clips: R@1/5/10/20",
+    "retrieval": "clip retrieval, test clips query train clips: R@1/5/10/20; with --captions, "
+    "text↔video retrieval: R@1/5/10, median rank, per language",
     "clustering": "k-means on test features: NMI, ARI, matched accuracy",
 }
 
@@ -79,7 +88,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
                 "--temperature", type=float, default=0.07, help="vote weight exp(s/T); <= 0: one vote each"
             )
         elif name == "retrieval":
-            p.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 20])
+            p.add_argument("--ks", type=int, nargs="+", default=None, help="default: 1 5 10 20; text: 1 5 10")
+            p.add_argument(
+                "--captions",
+                nargs="?",
+                const="",
+                default=None,
+                help="text↔video retrieval against these captions (JSON/CSV: video_id, caption, lang); "
+                "no value: the data's captions.json",
+            )
+            p.add_argument(
+                "--languages", nargs="+", default=None, help="caption languages kept (default: all)"
+            )
+            p.add_argument("--tokenizer", default="bytes", help="tokenizer of the text tower (zoo.data.text)")
+            p.add_argument("--max-text-length", type=int, default=64, help="most tokens per caption")
         else:
             p.add_argument("--clusters", type=int, default=None, help="default: the number of classes")
         p.set_defaults(func=run)
@@ -190,6 +212,122 @@ def _features(encoder: nn.Module, loader, args: argparse.Namespace, split: str):
     return extract_features(encoder, loader, device=args.device, cache=cache, description=f"{split} features")
 
 
+def read_captions(path: Path, languages: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """``(video_id, caption, language)`` rows of a caption file, in file order; bad rows name file and line.
+
+    Args:
+        path: ``[{"video_id", "caption", "lang"}]`` JSON, or a CSV with the columns ``video_id``, ``caption``
+            and ``lang`` (``lang`` may be absent: the language is then ``""``).
+        languages: keep these languages only (None: all).
+    """
+    import csv
+
+    from zoo.errors import UsageError
+
+    if not path.is_file():
+        raise UsageError(f"no caption file {str(path)!r}")
+    if path.suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            items = [(f"line {n}", row) for n, row in enumerate(csv.DictReader(f), start=2)]
+    else:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise UsageError(f"{path}: not JSON ({err})") from None
+        if not isinstance(data, list):
+            raise UsageError(f"{path}: expected a list of {{video_id, caption, lang}} items")
+        items = [(f"item {n}", item) for n, item in enumerate(data)]
+    rows = []
+    for where, item in items:
+        if not isinstance(item, dict) or not item.get("video_id") or "caption" not in item:
+            raise UsageError(f"{path}, {where}: needs 'video_id' and 'caption', got {item!r}")
+        caption, language = str(item["caption"] or "").strip(), str(item.get("lang") or "")
+        if not caption:
+            raise UsageError(f"{path}, {where}: empty caption for video {item['video_id']!r}")
+        if languages is None or language in languages:
+            rows.append((str(item["video_id"]), caption, language))
+    return rows
+
+
+def _run_text_video_retrieval(args: argparse.Namespace) -> int:
+    """Text↔video retrieval of the test split's clips against their captions (``--captions``)."""
+    import torch
+    import torch.nn.functional as F
+
+    from zoo.data.text import build_tokenizer
+    from zoo.errors import UsageError
+    from zoo.eval.retrieval import text_video_retrieval
+
+    datamodule = _datamodule(args, need_train=False)
+    captions_path = Path(args.captions) if args.captions else None
+    if captions_path is None:
+        manifest = Path(datamodule.manifests["test"])  # the captions beside the test manifest
+        captions_path = (manifest.parent if manifest.is_file() else manifest) / "captions.json"
+    rows = read_captions(captions_path, args.languages)
+    records = datamodule.records("test").records
+    video_of = {record.path.stem: n for n, record in enumerate(records)}
+    rows = [row for row in rows if row[0] in video_of]  # captions of other splits' videos are left out
+    if not rows:
+        raise UsageError(f"{captions_path} has no caption for the {len(records)} videos of the test split")
+    for language in sorted({lang for _, _, lang in rows}):
+        has = {video for video, _, lang in rows if lang == language}
+        missing = [record.path.stem for record in records if record.path.stem not in has]
+        if missing:
+            print(
+                f"{captions_path}: {len(missing)} of {len(records)} videos have no {language or 'untagged'} "
+                f"caption (first: {missing[0]}); they are only distractors in that language"
+            )
+    tokenizer = build_tokenizer(args.tokenizer, max_length=args.max_text_length)
+    untruncated = build_tokenizer(args.tokenizer, max_length=1 << 20)
+    texts = [caption for _, caption, _ in rows]
+    too_long = sum(len(ids) > args.max_text_length for ids in untruncated.encode_batch(texts))
+    if too_long:
+        print(
+            f"{captions_path}: {too_long} of {len(texts)} captions truncated to {args.max_text_length} tokens"
+        )
+    video_tower = load_model(args.model, "video", args.seed).to(args.device).eval()
+    text_tower = load_model(args.model, "text", args.seed).to(args.device).eval()
+    videos = torch.zeros(len(records), 0)
+    with torch.no_grad():
+        for batch in datamodule.test_dataloader():
+            v = video_tower(batch["video"].to(args.device)).float().cpu()  # (B, d), the head included
+            if videos.shape[1] == 0:
+                videos = torch.zeros(len(records), v.shape[1])
+            videos[batch["index"]] = v
+        embeddings = []
+        for start in range(0, len(texts), args.batch_size):
+            tokens = tokenizer(texts[start : start + args.batch_size])  # (n, L)
+            embeddings.append(
+                text_tower(tokens["input_ids"].to(args.device), tokens["attention_mask"].to(args.device))
+                .float()
+                .cpu()
+            )
+    text = torch.cat(embeddings)
+    if text.shape[1] != videos.shape[1]:
+        raise UsageError(
+            f"{args.model}: the text tower embeds into {text.shape[1]} dimensions and the video tower into "
+            f"{videos.shape[1]}; text↔video retrieval needs one joint space"
+        )
+    similarity = F.normalize(text, dim=1) @ F.normalize(videos, dim=1).T  # (N_text, N_video)
+    caption_to_video = torch.tensor([video_of[video] for video, _, _ in rows])
+    languages = [lang for _, _, lang in rows]
+    ks = args.ks or (1, 5, 10)
+    figures = text_video_retrieval(
+        similarity, caption_to_video, languages if len(set(languages)) > 1 else None, ks=ks
+    )
+    if args.json:
+        print(json.dumps({"protocol": "text_video_retrieval", "model": args.model, **figures}))
+        return 0
+    print(f"text↔video retrieval · {args.model} · {len(texts)} captions / {len(records)} test videos")
+    names = [f"R@{k}" for k in ks] + ["MedR"]
+    print(f"  {'':<22}" + "".join(f"{name:>8}" for name in names))
+    for prefix in ["", *(f"{lang}/" for lang in sorted(set(languages)) if len(set(languages)) > 1)]:
+        for direction in ("text_to_video", "video_to_text"):
+            values = "".join(f"{figures[f'{prefix}{direction}/{name}']:>8.1f}" for name in names)
+            print(f"  {(prefix or 'all/') + direction:<22}{values}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the protocol ``args.protocol``; print the figures (percent; NMI/ARI in [0, 1])."""
     import torch
@@ -200,6 +338,8 @@ def run(args: argparse.Namespace) -> int:
     from zoo.eval.retrieval import clip_retrieval
 
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.protocol == "retrieval" and args.captions is not None:
+        return _run_text_video_retrieval(args)
     encoder = load_model(args.model, args.modality, args.seed).to(args.device)
     need_train = args.protocol != "clustering"
     datamodule = _datamodule(args, need_train)
@@ -226,7 +366,8 @@ def run(args: argparse.Namespace) -> int:
             train.features, train.labels, test.features, test.labels, args.k, temperature, num_classes
         )
     elif args.protocol == "retrieval":
-        figures = clip_retrieval(test.features, test.labels, train.features, train.labels, ks=args.ks)
+        ks = args.ks or (1, 5, 10, 20)
+        figures = clip_retrieval(test.features, test.labels, train.features, train.labels, ks=ks)
     else:
         figures = cluster_features(test.features, test.labels, args.clusters)
     sizes = {"train": len(train) if need_train else 0, "test": len(test)}

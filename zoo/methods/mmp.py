@@ -23,7 +23,8 @@ Field by field — what follows the paper and what is zoo's decision:
   (``video_tokens: feature_map``), or a per-frame model's (B, T, D) output is taken as is
   (``video_tokens: sequence``) (paper: pre-extracted features + TP head; which features: not read).
 * TP heads (:class:`~zoo.models.transformer_pooling.TransformerPooling`): width, depth, heads, pooling
-  and ``embed_dim`` are zoo's choice (the paper's sizes were not read).
+  and ``embed_dim`` are zoo's choice (the paper's sizes were not read); mean pooling by default, as the summary token
+  collapsed the embeddings at lr 1e-3 on SynthMotion.
 * inter-modal term, eq. L(x, v) + L(y, v): symmetric InfoNCE between each caption and its video (zoo's
   reading; NCE vs max-margin was not read). ``video_paired_translations: false`` drops L(y, v): y is
   then a text-only translation pair (the English-video setting of the zero-shot table).
@@ -134,7 +135,7 @@ class MMP(SSLMethod):
         "(NAACL 2021)",
         "https://arxiv.org/abs/2103.08849",
     )
-    checkpoints = "mmp*"
+    checkpoints = None  # no published checkpoint: neither code nor weights were released
 
     def __init__(
         self,
@@ -147,7 +148,7 @@ class MMP(SSLMethod):
         tp_width: int = 256,
         tp_depth: int = 1,
         tp_heads: int = 4,
-        tp_pooling: TokenPooling = "cls",
+        tp_pooling: TokenPooling = "mean",
         video_positions: int = 64,
         fusion_hidden_dim: int = 512,
         temperature: float = 0.05,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from helpers import tiny_fit_override
 
 from zoo.cli import main
@@ -42,6 +43,8 @@ def test_the_list_is_not_empty():
 def test_method_fits_saves_reloads_and_rebuilds_its_encoders(method, tmp_path, tiny_synth_data):
     recipe = _recipe(method)
     assert recipe.is_file(), f"{method.__name__} has no SynthMotion recipe at {recipe}"
+    if yaml.safe_load(recipe.read_text())["data"]["init_args"].get("audio"):  # audio-visual methods
+        tiny_synth_data["synth"]["audio"] = True
     override = tiny_fit_override(tmp_path, tiny_synth_data)
     assert main(["fit", "--config", str(recipe), "--config", str(override)]) == 0
     path = tmp_path / "ckpt" / "last.ckpt"

@@ -24,10 +24,10 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ssl_learning_signal import _eval_datamodule, run_learning_signal  # noqa: E402
+from ssl_learning_signal import _eval_datamodule, run_learning_signal
 
-from zoo.eval.retrieval import clip_retrieval  # noqa: E402
-from zoo.methods.base import SSLMethod  # noqa: E402
+from zoo.eval.retrieval import clip_retrieval
+from zoo.methods.base import SSLMethod
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "av_learning_signal_gdt.md"
 
@@ -124,7 +124,7 @@ def main() -> None:
             **common,
         )
     rows = []
-    for name, factory in factories.items():
+    for factory in factories.values():
         rows.append(av_learning_signal(factory, datamodule_kwargs, args.budget_minutes, seed=args.seed))
         print(markdown_table(rows[-1:]), flush=True)
     table = markdown_table(rows)

@@ -49,7 +49,13 @@ def _write_original(method: GDT, path, legacy: bool = False) -> None:
     state = {_original_key(k): v for k, v in method.state_dict().items()}
     optimizer = torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9)
     after = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[241], gamma=0.1)
-    warmup = {"multiplier": 64, "total_epoch": 10, "after_scheduler": after, "finished": True, "last_epoch": 100}
+    warmup = {
+        "multiplier": 64,
+        "total_epoch": 10,
+        "after_scheduler": after,
+        "finished": True,
+        "last_epoch": 100,
+    }
     checkpoint = {
         "model": state,
         "optimizer": optimizer.state_dict(),
@@ -74,7 +80,9 @@ def test_audio_visual_round_trip(tmp_path, legacy):
     fresh.eval()
     video, audio = torch.randn(2, 3, 4, 32, 32), torch.randn(2, 1, 40, 99)
     for modality, x in (("video", video), ("audio", audio)):
-        torch.testing.assert_close(fresh.project(modality, x)[1], method.project(modality, x)[1], rtol=0, atol=0)
+        torch.testing.assert_close(
+            fresh.project(modality, x)[1], method.project(modality, x)[1], rtol=0, atol=0
+        )
 
 
 def test_video_text_round_trip(tmp_path):
@@ -107,5 +115,31 @@ def test_another_methods_checkpoint_is_named(tmp_path):
     }
     path = tmp_path / "selavi_kinetics.pth"
     torch.save({"model": selavi, "epoch": 3}, path)
-    with pytest.raises(ConversionError, match=r"selavi_kinetics.pth: not a 'gdt' checkpoint .*2 of 3 keys are not GDT's.*mlp_v0"):
+    with pytest.raises(
+        ConversionError,
+        match=r"selavi_kinetics.pth: not a 'gdt' checkpoint .*2 of 3 keys are not GDT's.*mlp_v0",
+    ):
         convert_file("gdt", path)
+
+
+def test_catalog_entry_loads_the_converted_towers(tmp_path, make_catalog):
+    """gdt-k400 as shipped (prefixes, ignored heads), fed a converted file (a tiny R(2+1)D for speed)."""
+    from pathlib import Path
+
+    import yaml
+    from safetensors.torch import save_file
+
+    import zoo
+
+    method = _method()
+    _write_original(method, tmp_path / "gdt_K400.pth")
+    save_file(convert_file("gdt", tmp_path / "gdt_K400.pth"), str(tmp_path / "gdt.safetensors"))
+    shipped = yaml.safe_load((Path(zoo.__file__).parent / "checkpoints.yaml").read_text())["gdt-k400"]
+    shipped["towers"]["video"]["arch"] = "r2plus1d_tiny"
+    shipped["weights"] = [{"file": {"path": str(tmp_path / "gdt.safetensors")}}]
+    make_catalog({"gdt-k400": shipped})
+    towers = zoo.load("gdt-k400")
+    video, audio = torch.randn(2, 3, 4, 32, 32), torch.randn(2, 1, 40, 99)
+    out = towers(video=video, audio=audio)
+    torch.testing.assert_close(out["video"], method.embed("video", video), rtol=0, atol=0)
+    torch.testing.assert_close(out["audio"], method.embed("audio", audio), rtol=0, atol=0)

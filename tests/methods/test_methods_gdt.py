@@ -45,11 +45,20 @@ def test_loss_is_the_hypothesis_loss_over_reversed_and_shifted_clips():
         video, audio = batch["video_views"][:, view], batch["audio_views"][:, view]
         if reverse:
             video, audio = video.flip(2), audio.flip(3)  # frames (B, C, T, H, W), spectrogram (B, 1, F, S)
-        v = method.heads["video"](method.encoders["video"].forward_head(method.encoders["video"].forward_features(video), True))
-        a = method.heads["audio"](method.encoders["audio"].forward_head(method.encoders["audio"].forward_features(audio), True))
+        v = method.heads["video"](
+            method.encoders["video"].forward_head(method.encoders["video"].forward_features(video), True)
+        )
+        a = method.heads["audio"](
+            method.encoders["audio"].forward_head(method.encoders["audio"].forward_features(audio), True)
+        )
         return GDTPair(F.normalize(v, dim=1), F.normalize(a, dim=1))
 
-    views = {"clip": pair(0, False), "reversed": pair(0, True), "shifted": pair(1, False), "shifted_reversed": pair(1, True)}
+    views = {
+        "clip": pair(0, False),
+        "reversed": pair(0, True),
+        "shifted": pair(1, False),
+        "shifted_reversed": pair(1, True),
+    }
     expected = gdt_hypothesis_loss(views, "invariant", "variant", 0.07)
     torch.testing.assert_close(out["loss"], expected)
     assert out["features"].shape == (B, method.encoders["video"].num_features)
@@ -63,7 +72,7 @@ def test_reversal_hypotheses_need_one_clip_and_shift_hypotheses_two():
 
 
 def test_hypothesis_outside_one_to_nine_is_refused():
-    with pytest.raises(UsageError, match="hypothesis must be one of 1..9"):
+    with pytest.raises(UsageError, match=r"hypothesis must be one of 1\.\.9"):
         _method(hypothesis=10)
 
 

@@ -107,7 +107,9 @@ class GDT(SSLMethod):
     ):
         super().__init__(**kwargs)
         if hypothesis not in HYPOTHESES:
-            raise UsageError(f"GDT hypothesis must be one of 1..9 (see zoo.objectives.gdt), got {hypothesis!r}")
+            raise UsageError(
+                f"GDT hypothesis must be one of 1..9 (see zoo.objectives.gdt), got {hypothesis!r}"
+            )
         if missing_audio not in ("skip", "error"):
             raise UsageError(f"missing_audio must be 'skip' or 'error', got {missing_audio!r}")
         self.reversal, self.shift = HYPOTHESES[hypothesis]
@@ -173,7 +175,11 @@ class GDT(SSLMethod):
         self.log("train/skipped_no_audio", float(missing), on_epoch=True, reduce_fx="sum", batch_size=1)
         if not missing:
             return batch
-        where = batch["index"][~has_audio].tolist() if "index" in batch else (~has_audio).nonzero().flatten().tolist()
+        where = (
+            batch["index"][~has_audio].tolist()
+            if "index" in batch
+            else (~has_audio).nonzero().flatten().tolist()
+        )
         if self.hparams.missing_audio == "error" or missing == len(has_audio):
             raise MissingAudioError(
                 f"GDT: samples {where} have no audio (their audio mask is all False)"

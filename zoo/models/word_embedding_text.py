@@ -32,7 +32,9 @@ def load_word_vectors(path: str | Path) -> torch.Tensor:
         raise UsageError(f"embeddings_path: no such word-vector file: {path}")
     table = torch.from_numpy(np.load(path)) if path.suffix == ".npy" else safe_torch_load(path)
     if not isinstance(table, torch.Tensor) or table.ndim != 2:
-        raise UsageError(f"{path}: word vectors must be one (vocabulary, dim) tensor, got {type(table).__name__}")
+        raise UsageError(
+            f"{path}: word vectors must be one (vocabulary, dim) tensor, got {type(table).__name__}"
+        )
     return table.float()
 
 

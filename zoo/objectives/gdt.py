@@ -59,6 +59,7 @@ HYPOTHESES: dict[int, tuple[Relation, Relation]] = {
 }
 """Hypothesis number of the original -> (time-reversal relation, time-shift relation)."""
 
+
 class GDTPair(NamedTuple):
     """L2-normalised embeddings of one transformation of the batch: video (N, D) and audio (N, D)."""
 

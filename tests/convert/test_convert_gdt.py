@@ -23,6 +23,10 @@ def _original_key(key: str) -> str:
             return base + key[len(f"encoders.{modality}.") :]
     if key.startswith("encoders.text."):
         return "text_network." + key[len("encoders.text.") :]
+    if key.startswith(
+        "pooling."
+    ):  # STiCA: Sequential(AdaptiveAvgPool3d, TransposeSqueeze, TransformerPooling)
+        return "video_pooling.2." + key[len("pooling.") :]
     m = re.match(r"heads\.(video|audio|text)\.(\d)\.(.+)", key)
     return f"mlp_{_TOWER[m[1]]}.block_forward.{_HEAD[m[2]]}.{m[3]}"
 
@@ -143,3 +147,25 @@ def test_catalog_entry_loads_the_converted_towers(tmp_path, make_catalog):
     out = towers(video=video, audio=audio)
     torch.testing.assert_close(out["video"], method.embed("video", video), rtol=0, atol=0)
     torch.testing.assert_close(out["audio"], method.embed("audio", audio), rtol=0, atol=0)
+
+
+def test_stica_round_trip(tmp_path):
+    """main_stica.py's {"epoch", "state_dict"} with the DDP prefix and the transformer pooling."""
+    from zoo.methods.stica import STiCA
+
+    torch.manual_seed(0)
+    method = STiCA(
+        video_encoder="r2plus1d_tiny", audio_encoder_kwargs={"num_classes": 1000}, online_probe=False
+    ).eval()
+    state = {"module." + _original_key(k): v for k, v in method.state_dict().items()}
+    assert "module.video_pooling.2.transformer.1.mha.k_lin.weight" in state
+    torch.save({"epoch": 151, "state_dict": state}, tmp_path / "stica.pth")
+    converted = convert_file("gdt", tmp_path / "stica.pth")
+    fresh = STiCA(
+        video_encoder="r2plus1d_tiny", audio_encoder_kwargs={"num_classes": 1000}, online_probe=False
+    )
+    fresh.load_state_dict(converted, strict=True)
+    video = torch.randn(2, 3, 8, 64, 64)
+    torch.testing.assert_close(
+        fresh.eval().view_embeddings(video, {})[2], method.view_embeddings(video, {})[2]
+    )

@@ -10,6 +10,7 @@
 * ``audio_network.base.*`` — ResNet-9 with its unused 1000-way ``fc`` → ``encoders.audio.*``
   (``resnet9_audio(num_classes=1000)``);
 * ``text_network.{word_embd,fc1}.*`` (video–text model) → ``encoders.text.*`` (``word_embedding_text``);
+* ``video_pooling.2.transformer.*`` (STiCA) → ``pooling.transformer.*`` of :class:`zoo.methods.stica.STiCA`;
 * ``mlp_{v,a,t}.block_forward.{2,4,8}.*`` — the heads ``Dropout, Linear, ·, BN, ·, ReLU, Dropout, Linear``
   → ``heads.{video,audio,text}.{1,2,5}.*`` (:class:`zoo.models.heads.MLPHead` with dropout).
 
@@ -60,6 +61,12 @@ _RULES = [
     (re.compile(r"^video_network\.base\.(.+)$"), lambda m: f"encoders.video.{m[1]}"),
     (re.compile(r"^audio_network\.base\.(.+)$"), lambda m: f"encoders.audio.{m[1]}"),
     (re.compile(r"^text_network\.((word_embd|fc1)\.(weight|bias))$"), lambda m: f"encoders.text.{m[1]}"),
+    (  # STiCA's pooling: Sequential(AdaptiveAvgPool3d, TransposeSqueeze, TransformerPooling)
+        re.compile(
+            r"^video_pooling\.2\.(transformer\.\d+\.(mha\.[qkv]_lin|mha\.out_lin|norm[12]|ffn\.lin[12])\.(weight|bias))$"
+        ),
+        lambda m: f"pooling.{m[1]}",
+    ),
     (
         re.compile(rf"^mlp_([vat])\.block_forward\.([248])\.({_BN})$"),
         lambda m: f"heads.{_TOWERS[m[1]]}.{_HEAD_LAYERS[m[2]]}.{m[3]}",
@@ -69,7 +76,7 @@ _RULES = [
 
 @register_converter("gdt", extra_globals=TRAINING_OBJECT_GLOBALS)
 def convert_gdt(raw: dict) -> dict[str, torch.Tensor]:
-    """A GDT / STiCA training checkpoint (or its bare state dict) → the GDT method's state dict."""
+    """A GDT / STiCA training checkpoint (or its bare state dict) → the GDT (STiCA) method's state dict."""
     state = unwrap_state_dict(raw, source="gdt checkpoint")
     out, unmapped = {}, []
     for key, value in state.items():

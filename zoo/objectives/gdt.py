@@ -38,10 +38,12 @@ __all__ = [
     "HYPOTHESES",
     "GDTPair",
     "Relation",
+    "cross_view_nce_loss",
     "gdt_hypothesis_loss",
     "gdt_nce_loss",
     "gdt_pair_loss",
     "other_ranks",
+    "stica_crop_loss",
 ]
 
 Relation = Literal["none", "invariant", "variant"]
@@ -176,4 +178,68 @@ def gdt_hypothesis_loss(
         terms += [pair_loss(a, b, relation) for a, b in pairs]
         if relation == "invariant":  # averaged with the untransformed loss of the same pair
             terms.append(pair_loss(*pairs[0], "basecase"))
+    return torch.stack(terms).mean()
+
+
+# --- STiCA (Patrick et al. 2021, https://arxiv.org/abs/2103.10211), on GDT's code base ------------------
+
+
+def cross_view_nce_loss(
+    first: torch.Tensor,
+    second: torch.Tensor,
+    temperature: float,
+    symmetric: bool = True,
+    gather: bool = True,
+) -> torch.Tensor:
+    """The original STiCA ``gdt_loss(first, second)``: ``second`` queries ``first`` (+ the other ranks'), detached.
+
+    With ``symmetric`` the mean with ``first`` querying ``second``.
+
+    Args:
+        first: (N, D) keys of the first direction (e.g. video, or a large crop).
+        second: (N, D) queries of the first direction (e.g. audio, or a small crop).
+        temperature: t (0.1 for the cross-modal term, ``args.temp`` = 0.5 for crops).
+        symmetric: add the other direction.
+        gather: the other ranks' rows are negatives.
+    """
+
+    def remote(x: torch.Tensor) -> torch.Tensor:
+        return other_ranks(x) if gather else x[:0]
+
+    loss = gdt_nce_loss(second, first.detach(), remote(first), temperature)
+    if not symmetric:
+        return loss
+    return 0.5 * (loss + gdt_nce_loss(first, second.detach(), remote(second), temperature))
+
+
+def stica_crop_loss(
+    view1: dict[str, list[torch.Tensor]],
+    view2: dict[str, list[torch.Tensor]],
+    temperature: float = 0.5,
+    gather: bool = True,
+) -> torch.Tensor:
+    """STiCA's crop terms (``nce_crop_losses_dual``): their sum over their count.
+
+    For spatial and temporal crops alike: the second large crops of the two views against each other
+    (symmetric), and every small crop of view 2 querying every large crop of view 1 (detached).
+
+    Args:
+        view1: embeddings (N, D) of the first view's crops by kind: ``spatial_large``, ``spatial_small``,
+            ``temporal_large``, ``temporal_small``.
+        view2: the same for the second view.
+        temperature: t of the crop terms.
+        gather: the other ranks' rows are negatives.
+    """
+    terms = []
+    for kind in ("spatial", "temporal"):
+        large1, large2, small2 = view1[f"{kind}_large"], view2[f"{kind}_large"], view2[f"{kind}_small"]
+        for i, large in enumerate(large1):
+            if i == 1:  # large-large needs two large crops
+                terms.append(cross_view_nce_loss(large2[1], large, temperature, gather=gather))
+            terms += [
+                cross_view_nce_loss(large.detach(), small, temperature, symmetric=False, gather=gather)
+                for small in small2
+            ]
+    if not terms:
+        raise ValueError("no crop term: give two large crops, or small crops, of a kind")
     return torch.stack(terms).mean()

@@ -96,3 +96,37 @@ def test_missing_audio_error_names_the_samples():
     batch["audio_views_mask"][:] = False
     with pytest.raises(MissingAudioError, match="no sample of the batch has audio"):
         _method(hypothesis=5).augment(batch)
+
+
+def test_video_text_variant_reads_word_vectors_from_a_file(tmp_path):
+    import numpy as np
+
+    vectors = np.random.default_rng(0).standard_normal((12, 5)).astype(np.float32)
+    np.save(tmp_path / "words.npy", vectors)
+    method = GDT(
+        video_encoder="r3d_tiny",
+        text_encoder="word_embedding_text",
+        text_encoder_kwargs={"embeddings_path": str(tmp_path / "words.npy"), "num_features": 16},
+        proj_dropout=0.0,
+        online_probe=False,
+    )
+    text = method.encoders["text"]
+    torch.testing.assert_close(text.word_embd.weight, torch.from_numpy(vectors))
+    assert not text.word_embd.weight.requires_grad  # frozen, as the original
+    ids = torch.tensor([[3, 7, 0, 0], [11, 2, 5, 0]])
+    by_hand = torch.relu(text.fc1(torch.from_numpy(vectors)[ids])).amax(dim=1)  # max over every position
+    torch.testing.assert_close(text.forward_head(text.forward_features({"input_ids": ids}), True), by_hand)
+    batch = {"video": torch.randn(2, 3, 4, 16, 16), "text": {"input_ids": ids, "attention_mask": ids > 0}}
+    out = method.ssl_step(batch)
+    video = F.normalize(method.heads["video"](method.embed("video", batch["video"])), dim=1)
+    words = F.normalize(method.heads["text"](by_hand), dim=1)
+    torch.testing.assert_close(
+        out["loss"], gdt_hypothesis_loss({"clip": GDTPair(video, words)}, "none", "none")
+    )
+    with pytest.raises(UsageError, match="hypothesis 1"):
+        GDT(video_encoder="r3d_tiny", text_encoder="word_embedding_text", hypothesis=2)
+    with pytest.raises(UsageError, match="no such word-vector file"):
+        GDT(
+            text_encoder="word_embedding_text",
+            text_encoder_kwargs={"embeddings_path": str(tmp_path / "no.npy")},
+        )

@@ -137,3 +137,16 @@ def _ddp_worker(rank: int, world: int) -> None:
 
 def test_other_ranks_features_are_negatives_under_ddp():
     run_ranks(_ddp_worker, 2, world=2)
+
+
+def _uneven_worker(rank: int, world: int) -> None:
+    from zoo.objectives.gdt import other_ranks
+
+    rows = torch.arange(2 + rank, dtype=torch.float64)[:, None] + 10 * rank  # rank 0: 2 rows, rank 1: 3 rows
+    expected = {0: [[10.0], [11.0], [12.0]], 1: [[0.0], [1.0]]}[rank]
+    assert other_ranks(rows).tolist() == expected
+
+
+def test_other_ranks_with_uneven_batches():
+    """Ranks that dropped different numbers of samples (no audio) still exchange their negatives."""
+    run_ranks(_uneven_worker, 2, world=2)

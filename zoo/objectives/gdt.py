@@ -32,7 +32,7 @@ from typing import Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from zoo.objectives.distributed import gather_no_grad, get_rank, get_world_size
+from zoo.objectives.distributed import gather_no_grad, gather_uneven, get_rank, get_world_size
 
 __all__ = [
     "HYPOTHESES",
@@ -71,13 +71,16 @@ class GDTPair(NamedTuple):
 
 @torch.no_grad()
 def other_ranks(x: torch.Tensor) -> torch.Tensor:
-    """The rows of ``x`` (N, D) from every rank but this one, (N·(W−1), D); empty in one process."""
-    world = get_world_size()
-    if world == 1:
+    """The rows of ``x`` (N, D) from every rank but this one; empty in one process.
+
+    Ranks may hold different numbers of rows (samples without audio dropped from a batch).
+    """
+    if get_world_size() == 1:
         return x.new_zeros((0, *x.shape[1:]))
-    gathered = gather_no_grad(x).unflatten(0, (world, x.shape[0]))  # (W, N, D)
-    keep = [r for r in range(world) if r != get_rank()]
-    return gathered[keep].flatten(0, 1)
+    lengths = gather_no_grad(torch.tensor([len(x)], device=x.device)).tolist()
+    start = sum(lengths[: get_rank()])
+    gathered = gather_uneven(x)  # (ΣN, D), rank-major
+    return torch.cat([gathered[:start], gathered[start + len(x) :]])
 
 
 def gdt_nce_loss(

@@ -10,7 +10,8 @@ forward, backward and an SGD step:
   backbone, each pooled the same way (multi-crop's way).
 
 Every (mode, N) runs in a fresh process, so its peak resident memory (``ru_maxrss``) minus the memory
-before its first step is the step's own peak. On a CUDA machine the peak is
+before its first step (model, data and optimizer built) is the training step's own peak (plus the SGD
+momentum buffers, the same in both modes). On a CUDA machine the peak is
 ``torch.cuda.max_memory_allocated`` instead.
 
     python benchmarks/stica_crops.py            # writes docs/benchmarks/stica_crops.md
@@ -84,13 +85,12 @@ def _measure(mode: str, crops: int, args: argparse.Namespace, queue: mp.Queue) -
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    step()  # warm-up (allocator, kernels); the optimizer state exists from here on
+    # the resting state: model, data and optimizer built, before any step (momentum buffers then add
+    # the same amount in both modes)
+    base = torch.cuda.memory_allocated() / 2**20 if device.type == "cuda" else _rss_mib()
+    step()  # warm-up (allocator, kernels)
     if device.type == "cuda":
         torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated() / 2**20
-    else:
-        base = _rss_mib()
     start = time.perf_counter()
     for _ in range(args.steps):
         step()

@@ -12,21 +12,27 @@ from collections.abc import Callable
 import torch
 
 from zoo.errors import UsageError
-from zoo.serialization import load_raw
+from zoo.serialization import is_safetensors, load_raw, safe_torch_load
 
 Converter = Callable[[dict], dict[str, torch.Tensor]]
 
 _converters: dict[str, Converter] = {}
+_extra_globals: dict[str, tuple] = {}  # format -> placeholders its pickles need (see safe_torch_load)
 _discovered = False
 
 
-def register_converter(fmt: str) -> Callable[[Converter], Converter]:
-    """Register a converter for the checkpoint format named ``fmt`` (as used in checkpoints.yaml)."""
+def register_converter(fmt: str, extra_globals: tuple = ()) -> Callable[[Converter], Converter]:
+    """Register a converter for the checkpoint format named ``fmt`` (as used in checkpoints.yaml).
+
+    ``extra_globals`` are allowed when reading that format's pickles (inert placeholders for training
+    objects a file carries, see :func:`zoo.serialization.safe_torch_load`).
+    """
 
     def wrap(fn: Converter) -> Converter:
         if fmt in _converters and _converters[fmt] is not fn:
             raise ValueError(f"converter '{fmt}' is registered twice")
         _converters[fmt] = fn
+        _extra_globals[fmt] = tuple(extra_globals)
         return fn
 
     return wrap
@@ -64,7 +70,8 @@ def convert_file(fmt: str, path: str | os.PathLike) -> dict[str, torch.Tensor]:
         path: the original checkpoint file.
     """
     converter = get_converter(fmt)
-    raw = load_raw(path)
+    extra = _extra_globals.get(fmt, ())
+    raw = safe_torch_load(path, extra) if extra and not is_safetensors(path) else load_raw(path)
     try:
         return converter(raw)
     except (KeyError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as exc:

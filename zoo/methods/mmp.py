@@ -22,7 +22,7 @@ Field by field — what follows the paper and what is zoo's decision:
 * video encoder: any registered backbone; its feature map (B, C, T', H', W') becomes T'·H'·W' tokens
   (``video_tokens: feature_map``), or a per-frame model's (B, T, D) output is taken as is
   (``video_tokens: sequence``) (paper: pre-extracted features + TP head; which features: not read).
-* TP heads (:class:`~zoo.models.transformer_pooling.TransformerPooling`): width, depth, heads, pooling
+* TP heads (:class:`~zoo.models.transformer_pooling.MaskedTransformerPooling`): width, depth, heads, pooling
   and ``embed_dim`` are zoo's choice (the paper's sizes were not read); mean pooling by default, as the summary token
   collapsed the embeddings at lr 1e-3 on SynthMotion.
 * inter-modal term, eq. L(x, v) + L(y, v): symmetric InfoNCE between each caption and its video (zoo's
@@ -50,7 +50,7 @@ from zoo.catalog import Paper
 from zoo.errors import UsageError
 from zoo.eval.retrieval import text_video_retrieval
 from zoo.methods.base import SSLMethod
-from zoo.models.transformer_pooling import TokenPooling, TransformerPooling
+from zoo.models.transformer_pooling import MaskedTransformerPooling, TokenPooling
 from zoo.objectives.infonce import cross_modal_info_nce_loss
 
 __all__ = ["MMP", "ConditionalFusion", "conditional_cross_lingual_loss"]
@@ -171,8 +171,10 @@ class MMP(SSLMethod):
         f_video = self.add_encoder("video", video_encoder, video_encoder_kwargs)
         f_text = self.add_encoder("text", text_encoder, text_encoder_kwargs)
         head = dict(out_dim=embed_dim, width=tp_width, depth=tp_depth, num_heads=tp_heads, pooling=tp_pooling)
-        self.video_pool = TransformerPooling(f_video.num_features, max_positions=video_positions, **head)
-        self.text_pool = TransformerPooling(f_text.num_features, **head)  # the LM carries the positions
+        self.video_pool = MaskedTransformerPooling(
+            f_video.num_features, max_positions=video_positions, **head
+        )
+        self.text_pool = MaskedTransformerPooling(f_text.num_features, **head)  # the LM carries the positions
         self.fusion = ConditionalFusion(embed_dim, fusion_hidden_dim) if conditional_weight else None
 
     def setup(self, stage: str) -> None:

@@ -6,7 +6,8 @@ v2). Linear layers followed by BN carry no bias (BN's shift replaces it). BYOL/S
 predictors are the same MLP without the last BN.
 
 A head is a flat ``nn.Sequential`` ([Linear, BN, ReLU] * (L-1) + [Linear, BN?]), so its state
-dict keys are ``0.weight``, ``1.weight``, ``3.weight``, ... .
+dict keys are ``0.weight``, ``1.weight``, ``3.weight``, ... . With ``dropout`` > 0 each linear layer is
+preceded by a Dropout (GDT, STiCA and SeLaVi heads: p = 0.3), which shifts those indices.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ __all__ = ["MLPHead", "PredictionHead", "ProjectionHead"]
 
 
 class MLPHead(nn.Sequential):
-    """[Linear → BN → ReLU] × (num_layers − 1) → Linear (→ BN).
+    """[(Dropout →) Linear → BN → ReLU] × (num_layers − 1) → (Dropout →) Linear (→ BN).
 
     Args:
         in_dim: input features (the backbone's ``num_features``).
@@ -26,6 +27,7 @@ class MLPHead(nn.Sequential):
         num_layers: linear layers (>= 1).
         batch_norm: BN after the hidden linear layers.
         last_batch_norm: BN after the last linear layer.
+        dropout: probability of a Dropout before every linear layer (0: none).
     """
 
     def __init__(
@@ -36,17 +38,20 @@ class MLPHead(nn.Sequential):
         num_layers: int = 2,
         batch_norm: bool = True,
         last_batch_norm: bool = False,
+        dropout: float = 0.0,
     ):
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         layers: list[nn.Module] = []
         dim = in_dim
         for _ in range(num_layers - 1):
+            layers += [nn.Dropout(dropout)] if dropout else []
             layers.append(nn.Linear(dim, hidden_dim, bias=not batch_norm))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(hidden_dim))
             layers.append(nn.ReLU(inplace=True))
             dim = hidden_dim
+        layers += [nn.Dropout(dropout)] if dropout else []
         layers.append(nn.Linear(dim, out_dim, bias=not last_batch_norm))
         if last_batch_norm:
             layers.append(nn.BatchNorm1d(out_dim))

@@ -1,5 +1,6 @@
-"""Every method whose training step reads other samples of the batch: two gloo ranks with B/2 samples each give
-the loss and the (DDP-averaged) gradients of one process with the whole batch B.
+"""Training on several processes. Every method whose training step reads other samples of the batch: two gloo
+ranks with B/2 samples each give the loss and the (DDP-averaged) gradients of one process with the whole batch
+B; and ``zoo fit`` trains a shipped recipe with ``--trainer.devices 2 --trainer.strategy ddp`` on CPU.
 
 Each method is built from its shipped SynthMotion recipe and fed one real batch of that recipe's data module
 (4 samples of a tiny SynthMotion set, in float64). One process runs ``ssl_step`` on the 4 samples; each of
@@ -21,6 +22,8 @@ What is not compared, and why:
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +31,11 @@ import pytest
 import torch
 import torch.distributed as dist
 import yaml
-from helpers import generate_synth, run_ranks, tiny_synth
+from helpers import generate_synth, run_ranks, tiny_fit_override, tiny_synth
 from lightning.fabric.utilities.apply_func import apply_to_collection
 
 from zoo.methods.base import SSLMethod
+from zoo.serialization import safe_torch_load
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 BATCH = 4
@@ -75,7 +79,9 @@ def _model(recipe: str) -> SSLMethod:
 def _batch(recipe: str, synth_root: Path) -> dict[str, Any]:
     """One batch of ``BATCH`` samples from the recipe's data module on the tiny set, float tensors in float64."""
     data = yaml.safe_load((CONFIGS / recipe / "synthmotion.yaml").read_text())["data"]
-    clips = {"num_frames": 4} if "num_frames" in data["init_args"] else {}  # 4 of the 8 frames, as in fit tests
+    clips = (
+        {"num_frames": 4} if "num_frames" in data["init_args"] else {}
+    )  # 4 of the 8 frames, as in fit tests
     module = _instantiate(
         data,
         **clips,
@@ -109,7 +115,11 @@ def _step(model: SSLMethod, batch: dict[str, Any]) -> dict[str, Any]:
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     for queue in model.queues.values():
         queue.flush()
-    return {"loss": loss.detach(), "grads": grads, "queues": {n: q.state_dict() for n, q in model.queues.items()}}
+    return {
+        "loss": loss.detach(),
+        "grads": grads,
+        "queues": {n: q.state_dict() for n, q in model.queues.items()},
+    }
 
 
 def _worker(rank: int, out_dir: str) -> None:
@@ -137,6 +147,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # about 50 s of CPU for the eight recipes (data, one process, two ranks)
 @pytest.mark.parametrize("recipe", list(METHODS))
 def test_two_ranks_with_half_the_batch_equal_one_process(runs, recipe):
     single = torch.load(runs / f"{recipe}.single.pt", weights_only=True)
@@ -150,3 +161,26 @@ def test_two_ranks_with_half_the_batch_equal_one_process(runs, recipe):
         for name, state in single["queues"].items():
             for key, value in state.items():
                 torch.testing.assert_close(ranked["queues"][name][key], value, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.slow  # two spawned training processes: about a minute on a busy machine
+def test_zoo_fit_trains_a_shipped_recipe_on_two_cpu_processes(tmp_path, tiny_synth_data):
+    generate_synth(Path(tiny_synth_data["synth_root"]), tiny_synth_data["synth"])  # before the ranks start
+    override = tiny_fit_override(tmp_path, tiny_synth_data)
+    ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"]
+    command = [
+        sys.executable,
+        "-m",
+        "zoo.cli",
+        "fit",
+        "--config",
+        str(CONFIGS / "simclr" / "synthmotion.yaml"),
+    ]
+    done = subprocess.run(
+        [*command, "--config", str(override), *ddp], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "distributed_backend=gloo" in done.stderr + done.stdout
+    assert "All distributed processes registered. Starting with 2 processes" in done.stderr + done.stdout
+    checkpoint = safe_torch_load(tmp_path / "ckpt" / "last.ckpt")
+    assert checkpoint["global_step"] == 2

@@ -48,6 +48,7 @@ from zoo.catalog import Paper
 from zoo.errors import UsageError
 from zoo.eval.clustering import clustering_scores
 from zoo.methods.base import SSLMethod
+from zoo.objectives.distributed import global_weighted_mean
 from zoo.objectives.kmeans import kmeans
 
 __all__ = ["XDC", "SilentClipsError", "caffe2_bn_momentum", "cluster_balance_weights"]
@@ -322,8 +323,11 @@ def _from_first_rank(*tensors: torch.Tensor) -> None:
 
 
 def _cluster_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Weighted cross-entropy over the samples with a pseudo-label (target ≥ 0); 0 when none has one."""
+    """Weighted cross-entropy over the samples with a pseudo-label (target ≥ 0) of every rank; 0 when none has one.
+
+    The weights are normalised over the global batch (:func:`global_weighted_mean`), so two ranks give one
+    process's loss and gradients; an empty selection keeps the graph (every rank joins the gradient reduction).
+    """
     valid = targets >= 0
-    if not valid.any():
-        return logits.sum() * 0.0  # keeps the graph (every rank takes part in the gradient reduction)
-    return F.cross_entropy(logits[valid], targets[valid], weight=weights)
+    losses = F.cross_entropy(logits[valid], targets[valid], reduction="none")  # (B',)
+    return global_weighted_mean(losses, weights[targets[valid]])

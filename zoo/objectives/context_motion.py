@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.objectives.distributed import gather_with_grad, get_rank
+from zoo.objectives.infonce import fp32_logits
 
 __all__ = ["keyed_info_nce_loss"]
 
@@ -55,7 +56,7 @@ def keyed_info_nce_loss(
         query, keys = F.normalize(query, dim=-1), F.normalize(keys, dim=-1)
     offset = get_rank() * m if gather else 0
     all_keys = gather_with_grad(keys) if gather else keys  # (M·world, D), rank r's rows at [r·M, (r+1)·M)
-    logits = query @ all_keys.T / temperature  # (N, M·world)
+    logits = fp32_logits(query, all_keys, temperature)  # (N, M·world), float32 under autocast
     target = torch.arange(offset, offset + n, device=query.device)
     loss = F.cross_entropy(logits, target)
     if not return_accuracy:

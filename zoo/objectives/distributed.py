@@ -76,3 +76,26 @@ def gather_uneven(x: torch.Tensor) -> torch.Tensor:
     padded[: len(x)] = x
     gathered = gather_no_grad(padded).split(max(lengths))
     return torch.cat([chunk[:n] for chunk, n in zip(gathered, lengths)])
+
+
+def global_weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """This rank's share of ``Σ w·v / Σ w`` over the samples of every rank, for per-sample ``values`` (N,).
+
+    A weighted mean, or a mean over a subset whose size differs between ranks, is not the mean of the
+    per-rank means. Each rank divides its own ``Σ w·v`` by the weight summed over every rank (and scales by
+    the world size, which DDP's gradient average takes back), so the ranks' mean value and the DDP gradient
+    are those of one process over the global batch. 0 when no rank has weight.
+
+    Args:
+        values: per-sample losses (N,) of this rank (N may be 0 and differ between ranks).
+        weights: their non-negative weights (N,).
+    """
+    total = weights.sum().detach().to(values.dtype)
+    if get_world_size() > 1:
+        total = total.clone()
+        dist.all_reduce(total)
+    return (
+        (weights.to(values.dtype) * values).sum()
+        * get_world_size()
+        / total.clamp_min(torch.finfo(total.dtype).tiny)
+    )

@@ -54,6 +54,24 @@ __all__ = [
 ]
 
 
+def fp32_logits(
+    query: torch.Tensor, keys: torch.Tensor, temperature: float | torch.Tensor = 1.0
+) -> torch.Tensor:
+    """``query @ keys.T / τ`` (N, M) in float32 at least, outside autocast (float64 stays float64).
+
+    Under bf16 autocast the product of unit vectors is off by about 1e-2, i.e. 0.1 in the logits at τ = 0.1,
+    before the softmax amplifies it; the logits of every contrastive loss are computed here.
+
+    Args:
+        query: (N, D) embeddings.
+        keys: (M, D) embeddings.
+        temperature: τ.
+    """
+    dtype = torch.promote_types(query.dtype, torch.float32)
+    with torch.autocast(query.device.type, enabled=False):
+        return query.to(dtype) @ keys.to(dtype).T / temperature
+
+
 def contrastive_row_losses(
     logits: torch.Tensor,
     positive: torch.Tensor,
@@ -148,7 +166,7 @@ def nt_xent_loss(
     is_self = _own_rows(n * k, m * k, offset * k, z.device)
 
     anchors = rearrange(z, "n k d -> (n k) d")
-    logits = anchors @ rearrange(candidates, "m k d -> d (m k)") / temperature  # (NK, MK)
+    logits = fp32_logits(anchors, rearrange(candidates, "m k d -> (m k) d"), temperature)  # (NK, MK)
     rows = contrastive_row_losses(logits, positive, is_self, positive_reduction)
     rows = rearrange(rows, "(n k) -> n k", k=k)
     if view_reduction == "sum":
@@ -203,7 +221,7 @@ def info_nce_loss(
         keys = torch.cat([keys, negatives], dim=0)  # (M + Q, D)
         positive = F.pad(positive, (0, negatives.shape[0]), value=False)
         excluded = None if excluded is None else F.pad(excluded, (0, negatives.shape[0]), value=False)
-    logits = query @ keys.T / temperature  # (N, M + Q)
+    logits = fp32_logits(query, keys, temperature)  # (N, M + Q)
     return contrastive_row_losses(logits, positive, excluded, positive_reduction).mean()
 
 

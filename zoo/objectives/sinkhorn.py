@@ -103,6 +103,9 @@ def sinkhorn(
         raise ValueError(f"log_kernel must be (N samples, K clusters); got {tuple(log_kernel.shape)}")
     if num_iters < 1:
         raise ValueError(f"num_iters must be at least 1, got {num_iters}")
+    log_kernel = log_kernel.to(
+        torch.promote_types(log_kernel.dtype, torch.float32)
+    )  # not in bf16 under autocast
     n, k = log_kernel.shape
     c, r = _marginals(n, k, sample_marginal, cluster_marginal, log_kernel, distributed)
     if log_domain:

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from zoo.objectives.infonce import fp32_logits
+
 __all__ = ["temporal_coherence_loss"]
 
 
@@ -58,5 +60,5 @@ def temporal_coherence_loss(
     offsets = torch.randint(0, group_size - 1, (num_groups,), generator=generator).to(grouped.device)  # (G,)
     rows = torch.arange(num_groups, device=grouped.device)
     anchors, positives = grouped[rows, offsets], grouped[rows, offsets + 1]  # (G, E) each
-    logits = anchors @ positives.T / temperature  # (G, G)
+    logits = fp32_logits(anchors, positives, temperature)  # (G, G), float32 under autocast
     return F.cross_entropy(logits, rows)

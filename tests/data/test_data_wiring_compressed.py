@@ -86,7 +86,7 @@ def test_motion_vectors_and_keyframe_follow_the_clips_crop_and_flip(moving_objec
 def test_motion_window_after_the_clip_and_the_nearest_keyframe(moving_object):
     dataset = VideoDataset(
         [VideoRecord(moving_object)],
-        UniformClipSampler(num_frames=4, stride=1),  # the centre clip: frames 10..13
+        UniformClipSampler(num_frames=4, stride=1),  # centre of the 24 - 5 frames before the window: 7..10
         None,
         motion_vectors=True,
         keyframe=True,
@@ -94,8 +94,8 @@ def test_motion_window_after_the_clip_and_the_nearest_keyframe(moving_object):
         motion_frames=3,
     )
     sample = dataset[0]
-    assert sample["frame_indices"].tolist() == [[10, 11, 12, 13]]
-    expected, _ = read_motion_vectors(moving_object, [16, 17, 18])  # 2 frames after 13, then 3 frames
+    assert sample["frame_indices"].tolist() == [[7, 8, 9, 10]]
+    expected, _ = read_motion_vectors(moving_object, [13, 14, 15])  # 2 frames after 10, then 3 frames
     torch.testing.assert_close(sample["motion_vectors"], expected.permute(1, 0, 2, 3))
     assert sample["keyframe"].shape == (3, 64, 96)
     # keyframes are 0 and 12: 12 is nearer the clip; the frame shows the object at x = 8 + 2 * 12

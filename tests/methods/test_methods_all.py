@@ -57,6 +57,8 @@ def test_method_fits_saves_reloads_and_rebuilds_its_encoders(method, tmp_path, t
     assert recipe.is_file(), f"{method.__name__} has no SynthMotion recipe at {recipe}"
     data = yaml.safe_load(recipe.read_text())["data"]["init_args"]
     synth = data.get("synth") or {}
+    if data.get("motion_offset") is not None:  # videos long enough for the clip + gap + motion window
+        tiny_synth_data["synth"]["num_frames"] = 24
     if synth.get("long_videos"):  # feature sequences: long videos, one a batch, sampled as the recipe says
         tiny_synth_data["synth"]["long_videos"] = 6
         tiny_synth_data.update(batch_size=1)

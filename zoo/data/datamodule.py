@@ -109,11 +109,13 @@ class VideoDataModule(ZooDataModule):
             sample), cropped and flipped with the clip.
         motion_block: motion-vector cell side in pixels (4 or 8).
         motion_offset: None: motion vectors of the clip's frames; else of ``motion_frames`` frames starting
-            this many frames after the clip (CMD: 2).
+            this many frames after the clip (CMD: 2); clips leave room for them, and a video too short for
+            both is skipped and counted.
         motion_frames: frames of that window (None: ``num_frames``).
         keyframe: batches carry ``keyframe`` ``(B, C, H, W)``, the I-frame nearest to the clip, transformed
             with it.
-        keyframe_reach: > 0: for training, a random I-frame within this many frames of the clip.
+        keyframe_reach: > 0: for training, a random I-frame within this many frames of the clip (a video
+            without one there is skipped and counted).
         labels: samples carry their class label.
         extras: further record fields to carry into the batch.
         decode_backend: video decoder, ``"pyav"``, ``"decord"`` or ``"torchcodec"`` (None:

@@ -52,6 +52,7 @@ from zoo.data.audio import audio_views
 from zoo.data.audio_transforms import AudioAugment, AudioFrontEnd, AudioWindow
 from zoo.data.compressed import keyframe_indices, read_motion_vectors, replay_geometry
 from zoo.data.formats import VideoRecord
+from zoo.data.samplers import clip_span
 from zoo.data.text_collate import CaptionCount, Captions, select_captions
 from zoo.data.video import VideoDecodeError, VideoReader
 from zoo.errors import UsageError
@@ -142,10 +143,12 @@ class VideoDataset(Dataset):
         motion_block: motion-vector cell side in pixels (4 or 8).
         motion_offset: None: the motion vectors of the clip's own frames; else of ``motion_frames``
             consecutive frames starting ``motion_offset`` frames after the clip's last one (CMD: 2).
+            Clips are then sampled over the frames that leave room for that window; a video too short
+            for both is skipped and counted (``on_error``).
         motion_frames: frames of that window (None: the clip's number of frames).
         keyframe: return ``keyframe``, the I-frame nearest to the clip's centre.
-        keyframe_reach: > 0: a random I-frame within this many frames of the clip instead (the nearest
-            one when there is none).
+        keyframe_reach: > 0: a random I-frame within this many frames of the clip instead; a video
+            without one there is skipped and counted (``on_error``).
         labels: return ``label``.
         extras: keys of ``record.extra`` to return.
         decode_backend: the decoder, passed to :class:`zoo.data.video.VideoReader` (None:
@@ -425,7 +428,13 @@ class VideoDataset(Dataset):
                     record.path,
                     f"time window [{record.start}, {record.end}] s is outside the video ({duration:.2f} s)",
                 )
-            clips = np.asarray(self.sampler(last - first, fps, np_rng), dtype=np.int64) + first  # (K, T)
+            # the motion window after the clip must fit too: clips are drawn from the frames before it
+            reserve = self._motion_reserve()
+            if reserve and last - first < (needed := clip_span(self.sampler, fps) + reserve):
+                raise VideoDecodeError(
+                    record.path, f"needs {needed} frames for clip + future + negatives, has {last - first}"
+                )
+            clips = np.asarray(self.sampler(last - first - reserve, fps, np_rng), dtype=np.int64) + first
             if clips.ndim != 2 or len(clips) != self.num_clips:
                 raise ValueError(
                     f"the sampler declares num_clips={self.num_clips} and must return ({self.num_clips}, T) "
@@ -460,9 +469,7 @@ class VideoDataset(Dataset):
             sample[keys.TEXT] = self._captions(record, np_rng)
         if self.motion_vectors:
             frame_size = tuple(frames.shape[-3:-1])
-            sample[keys.MOTION_VECTORS] = self._motion_vectors(
-                record, clips[0], (first, last), frame_size, params
-            )
+            sample[keys.MOTION_VECTORS] = self._motion_vectors(record, clips[0], frame_size, params)
         if keyframe is not None:  # the clip's own transform, replayed on its keyframe
             image = _to_float(keyframe) if params is None else self.transform.replay(keyframe, params)
             sample[keys.KEYFRAME] = image[:, 0]  # (C, 1, H, W) -> (C, H, W)
@@ -520,6 +527,12 @@ class VideoDataset(Dataset):
             return selected[0]  # one caption: the string itself
         return selected
 
+    def _motion_reserve(self) -> int:
+        """Frames after a clip that its motion window takes: ``motion_offset + motion_frames`` (else 0)."""
+        if not self.motion_vectors or self.motion_offset is None:
+            return 0
+        return self.motion_offset + (self.motion_frames or int(self.sampler.num_frames))
+
     def _keyframe_index(
         self, record: VideoRecord, clips: np.ndarray, first: int, last: int, np_rng: np.random.Generator
     ) -> int:
@@ -535,15 +548,18 @@ class VideoDataset(Dataset):
             near = candidates[
                 (candidates >= low - self.keyframe_reach) & (candidates <= high + self.keyframe_reach)
             ]
-            if len(near):
-                return int(near[np_rng.integers(len(near))])
+            if len(near) == 0:
+                raise VideoDecodeError(
+                    record.path,
+                    f"no keyframe within {self.keyframe_reach} frames of the clip (frames {low}-{high})",
+                )
+            return int(near[np_rng.integers(len(near))])
         return int(candidates[np.argmin(np.abs(candidates - (low + high) / 2))])
 
     def _motion_vectors(
         self,
         record: VideoRecord,
         clip: np.ndarray,
-        window: tuple[int, int],
         frame_size: tuple[int, int],
         params: Any,
     ) -> torch.Tensor:
@@ -554,8 +570,7 @@ class VideoDataset(Dataset):
             indices = clip
         else:
             count = self.motion_frames or len(clip)
-            indices = int(clip.max()) + self.motion_offset + 1 + np.arange(count)
-        indices = np.clip(indices, window[0], window[1] - 1)
+            indices = int(clip.max()) + self.motion_offset + 1 + np.arange(count)  # inside: see _load
         field, _ = read_motion_vectors(record.path, indices.tolist(), self.motion_block, frame_size)
         field = rearrange(field, "t m h w -> m t h w")  # (2, T', H/b, W/b)
         if params is None:

@@ -36,6 +36,7 @@ __all__ = [
     "UniformClipSampler",
     "as_numpy_rng",
     "build_sampler",
+    "clip_span",
 ]
 
 Rng = np.random.Generator | torch.Generator | int | None
@@ -235,6 +236,12 @@ class MultiClipViewsSampler(_ClipGeometry):
             others = generator.integers(low, high + 1, size=self.num_views - 1)
             starts = np.concatenate([[anchor], others]).astype(np.int64)
         return self.clips(starts, video_len, fps)
+
+
+def clip_span(sampler: ClipSampler, fps: float) -> int:
+    """Frames one clip of ``sampler`` covers at ``fps`` (its ``num_frames`` when it declares no ``span``)."""
+    span = getattr(sampler, "span", None)
+    return int(span(fps)) if callable(span) else int(sampler.num_frames)
 
 
 _SAMPLERS = {

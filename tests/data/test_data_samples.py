@@ -13,6 +13,7 @@ from helpers import generate_synth, make_image_text, tiny_synth
 from PIL import Image
 
 from zoo.data.batch import check_batch
+from zoo.data.datamodules import DocumentDataModule
 from zoo.data.formats import ManifestError, parse_mars, parse_tvqa
 from zoo.data.samplers import RandomClipSampler
 from zoo.data.samples import (
@@ -22,6 +23,7 @@ from zoo.data.samples import (
     PKSampler,
     ShortDocumentWarning,
     TrackletDataset,
+    WhitespaceTokenizer,
     collate_documents,
     collate_image_text,
     collate_multiple_choice,
@@ -31,6 +33,7 @@ from zoo.data.samples import (
     synthmotion_qa_records,
     synthmotion_tracklet_records,
 )
+from zoo.data.text import ByteTokenizer
 from zoo.data.transforms import build_transform
 from zoo.errors import UsageError
 
@@ -144,6 +147,56 @@ def test_documents_too_short_for_the_spans_are_left_out_with_a_warning(tmp_path:
     assert len(dataset) == 2
     with pytest.raises(UsageError, match="no documents"), pytest.warns(ShortDocumentWarning):
         DocumentDataset(["short"], num_anchors=1, max_span_len=50, min_span_len=5)
+
+
+# one word of 60 UTF-8 bytes (20 three-byte characters), and 42 one-letter words (83 bytes)
+UNSPACED = "视频里一个青色的菱形沿逆时针方向转圈视频"
+SPACED = " ".join("abcdefg"[i % 7] for i in range(42))
+
+
+def test_declutr_spans_are_counted_in_the_models_tokens(tmp_path: Path):
+    """The length check and the span lengths use the span tokenizer: bytes here, not whitespace words."""
+    (tmp_path / "docs.txt").write_text(f"{UNSPACED}\n{SPACED}\n", encoding="utf-8")
+    spans = dict(num_anchors=1, num_positives=3, max_span_len=15, min_span_len=6)
+    with pytest.warns(ShortDocumentWarning, match=r"left out 1 of 2 .*docs\.txt, line 1"):
+        by_words = DocumentDataset(tmp_path / "docs.txt", **spans)  # 1 word < 30, 42 words >= 30
+    assert by_words.documents == [SPACED]
+    by_bytes = DocumentDataset(tmp_path / "docs.txt", span_tokenizer=ByteTokenizer(), **spans)
+    assert by_bytes.documents == [UNSPACED, SPACED]  # 60 and 83 bytes >= 30
+    with pytest.warns(ShortDocumentWarning, match=r"left out 1 of 2 .*docs\.txt, line 1"):
+        DocumentDataset(
+            tmp_path / "docs.txt", span_tokenizer=ByteTokenizer(), **{**spans, "max_span_len": 40}
+        )
+    for epoch in range(5):
+        by_bytes.set_epoch(epoch)
+        for index, document in enumerate(by_bytes.documents):
+            sample = by_bytes[index]
+            for span in sample["anchors"] + sample["positives"]:
+                assert span in document  # decoded back to a piece of the text, no character cut
+                assert len(span.encode("utf-8")) <= 15
+            if index == 0:  # no spaces to strip: each span has exactly its drawn number of bytes, >= 6
+                assert all(len(s.encode("utf-8")) >= 6 for s in sample["anchors"] + sample["positives"])
+
+
+def test_declutr_datamodule_samples_spans_with_its_tokenizer(tmp_path: Path):
+    (tmp_path / "docs.txt").write_text(f"{UNSPACED}\n{UNSPACED}\n", encoding="utf-8")
+    module = DocumentDataModule(
+        str(tmp_path / "docs.txt"), num_anchors=1, max_span_len=15, min_span_len=6, tokenizer="bytes",
+        batch_size=2, num_workers=0, persistent_workers=False,
+    )  # fmt: skip
+    batch = next(iter(module.train_dataloader()))
+    anchors = batch["text"]["input_ids"]  # (2, L): bos, the span's bytes, eos
+    lengths = batch["text"]["attention_mask"].sum(1) - 2
+    assert ((lengths >= 6) & (lengths <= 15)).all()
+    for row, length in zip(anchors, lengths, strict=True):
+        assert ByteTokenizer().decode(row.tolist()) in UNSPACED and len(row) >= length
+
+
+def test_sampler_without_a_span_tokenizer_joins_words_with_spaces():
+    dataset = DocumentDataset([DOCUMENT], num_anchors=1, max_span_len=20, min_span_len=4)
+    explicit = DocumentDataset([DOCUMENT], num_anchors=1, max_span_len=20, min_span_len=4,
+                               span_tokenizer=WhitespaceTokenizer())  # fmt: skip
+    assert dataset[0] == explicit[0] and all(a in DOCUMENT for a in dataset[0]["anchors"])
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import shutil
 import sys
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -263,6 +264,64 @@ def test_every_kind_pickles_for_dataloader_workers(bpe_file, hf_folder):
         assert copy(texts)["input_ids"].shape == (2, 8)  # truncation survives the copy
         assert torch.equal(copy(texts)["input_ids"], tokenizer(texts)["input_ids"])
         assert repr(copy) == repr(tokenizer)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# tokenize / detokenize: the model's tokens as pieces of the text (DeCLUTR's span sampler counts in them)
+
+
+def _kinds(bpe_file, hf_folder, tmp_path) -> dict:
+    """Every kind of tokenizer, none truncating at 512 (specials included)."""
+    texts = [text for text in SAMPLES.values()] * 4
+    trained = {
+        kind: train_tokenizer(texts, tmp_path / kind, vocab_size=120, kind=kind)
+        for kind in ("wordpiece", "unigram")
+    }
+    specs = {"bytes": "bytes", "bpe": bpe_file, "transformers": hf_folder, **trained}
+    return {kind: build_tokenizer(str(spec), max_length=512) for kind, spec in specs.items()}
+
+
+def test_tokenize_gives_one_piece_per_model_token_covering_the_text(bpe_file, hf_folder, tmp_path):
+    for kind, tokenizer in _kinds(bpe_file, hf_folder, tmp_path).items():
+        for lang, text in SAMPLES.items():
+            pieces = tokenizer.tokenize(text)
+            ids = tokenizer.encode_batch([text])[0]
+            assert len(pieces) == len(ids) - 2, (kind, lang)  # the encoding's tokens, bos and eos aside
+            assert "".join(pieces) == text, (kind, lang)
+            assert tokenizer.detokenize(pieces) == text
+
+
+def test_tokenize_does_not_truncate(bpe_file, hf_folder):
+    text = " ".join(SAMPLES.values())
+    for spec in ("bytes", str(bpe_file), str(hf_folder)):
+        tokenizer = build_tokenizer(spec, max_length=8)
+        assert len(tokenizer.tokenize(text)) > 40 and len(tokenizer([text])["input_ids"][0]) == 8
+
+
+def test_bytes_tokens_are_utf8_bytes_and_never_cut_a_character():
+    tokenizer = ByteTokenizer()
+    assert tokenizer.tokenize("视a é") == ["", "", "视", "a", " ", "", "é"]
+    assert tokenizer.detokenize(tokenizer.tokenize(" 视a é ")[1:4]) == "视"
+    assert tokenizer.detokenize(["", "é", " "]) == "é"
+
+
+def test_runs_of_pieces_detokenize_to_the_text_they_cover(bpe_file, hf_folder, tmp_path):
+    rng = np.random.default_rng(0)
+    for kind, tokenizer in _kinds(bpe_file, hf_folder, tmp_path).items():
+        for text in SAMPLES.values():
+            pieces = tokenizer.tokenize(text)
+            for _ in range(10):
+                begin = int(rng.integers(len(pieces)))
+                end = int(rng.integers(begin + 1, len(pieces) + 1))
+                span = tokenizer.detokenize(pieces[begin:end])
+                assert span == "".join(pieces[begin:end]).strip() and span in text, kind
+
+
+def test_a_tokenizer_without_offsets_cannot_split_a_text(hf_folder):
+    tokenizer = build_tokenizer(str(hf_folder))
+    tokenizer.tokenizer = SimpleNamespace(is_fast=False)  # a Python-backend tokenizer reports no offsets
+    with pytest.raises(UsageError, match=r"tiny-tokenizer' gives no character offsets"):
+        tokenizer.tokenize("a red disc")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -191,8 +191,8 @@ class DocumentDataModule(ZooDataModule):
         test_file: the same for test (None: no test).
         num_anchors: anchors per document (DeCLUTR: 2); None: whole documents.
         num_positives: positives per anchor (DeCLUTR: 2).
-        max_span_len: longest span in whitespace tokens (DeCLUTR: 512).
-        min_span_len: shortest span in whitespace tokens (DeCLUTR: 32).
+        max_span_len: longest span in the tokenizer's tokens, special tokens not counted (DeCLUTR: 512).
+        min_span_len: shortest span in the tokenizer's tokens (DeCLUTR: 32).
         sampling_strategy: where positives lie: None (anywhere near the anchor), ``"subsuming"`` or ``"adjacent"``.
         tokenizer: the tokenizer of anchors and positives (:func:`zoo.data.text.build_tokenizer`).
         max_text_length: most tokens per span, special tokens included.
@@ -247,6 +247,7 @@ class DocumentDataModule(ZooDataModule):
             max_span_len=hp.max_span_len,
             min_span_len=hp.min_span_len,
             sampling_strategy=hp.sampling_strategy,
+            span_tokenizer=self.tokenizer,
             seed=self.seed,
         )
 

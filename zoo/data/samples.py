@@ -28,7 +28,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -47,7 +47,9 @@ __all__ = [
     "MultipleChoiceQADataset",
     "PKSampler",
     "ShortDocumentWarning",
+    "SpanTokenizer",
     "TrackletDataset",
+    "WhitespaceTokenizer",
     "collate_documents",
     "collate_image_text",
     "collate_multiple_choice",
@@ -71,6 +73,29 @@ def _tokens_or_texts(texts: list[str], tokenize: Tokenize | None) -> Any:
 
 class ShortDocumentWarning(UserWarning):
     """Documents too short for the span sampler were left out."""
+
+
+class SpanTokenizer(Protocol):
+    """What the span sampler counts in: a :class:`zoo.data.text.TextTokenizer` (the model's tokens) or
+    :class:`WhitespaceTokenizer`."""
+
+    def tokenize(self, text: str) -> list[str]:
+        """The tokens of ``text``."""
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        """The text of a run of tokens."""
+
+
+class WhitespaceTokenizer:
+    """Whitespace tokens, joined back with spaces (the original sampler without a tokenizer)."""
+
+    def tokenize(self, text: str) -> list[str]:
+        """``text.split()``."""
+        return text.split()
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        """The tokens joined with spaces."""
+        return " ".join(tokens)
 
 
 def read_documents(path: str | os.PathLike) -> list[tuple[str, str]]:
@@ -102,6 +127,7 @@ def sample_anchor_positive_spans(
     min_span_len: int,
     sampling_strategy: Literal["subsuming", "adjacent"] | None,
     rng: np.random.RandomState,
+    detokenize: Callable[[Sequence[str]], str] = " ".join,
 ) -> tuple[list[str], list[str]]:
     """DeCLUTR's anchors and positives (``sample_anchor_positive_pairs``), draw for draw.
 
@@ -109,7 +135,8 @@ def sample_anchor_positive_spans(
     ``max_span_len``-aligned block, which is then removed with its neighbours, so anchors never overlap.
     Positive lengths follow Beta(2, 4); a positive starts anywhere from ``anchor_start - length`` to the anchor's
     end (it may overlap, be adjacent to or inside the anchor), inside the anchor (``"subsuming"``) or right
-    before or after it (``"adjacent"``). Spans are joined with spaces.
+    before or after it (``"adjacent"``). Each span's tokens become text through ``detokenize`` (the original
+    joins them with spaces and, with a model's tokenizer, decodes them).
 
     Args:
         tokens: the document, tokenised (at least ``num_anchors * max_span_len * 2`` tokens).
@@ -119,6 +146,7 @@ def sample_anchor_positive_spans(
         min_span_len: shortest span, in tokens.
         sampling_strategy: None, ``"subsuming"`` or ``"adjacent"``.
         rng: the legacy generator the draws come from.
+        detokenize: a run of tokens -> the span's text (default: joined with spaces).
 
     Returns:
         ``num_anchors`` anchors and ``num_anchors * num_positives`` positives.
@@ -143,7 +171,7 @@ def sample_anchor_positive_spans(
         anchor_start = rng.randint(block_start, block_start + max_span_len - anchor_len + 1)
         del valid_anchor_starts[max(0, block - 1) : block + 2]  # the block and its neighbours
         anchor_end = anchor_start + anchor_len
-        anchors.append(" ".join(tokens[anchor_start:anchor_end]))
+        anchors.append(detokenize(tokens[anchor_start:anchor_end]))
         for _ in range(num_positives):
             if sampling_strategy == "subsuming":
                 positive_len = int(rng.beta(2, 4) * (anchor_len - min_span_len) + min_span_len)
@@ -162,7 +190,7 @@ def sample_anchor_positive_spans(
                 positive_start = rng.randint(
                     max(0, anchor_start - positive_len), min(anchor_end, num_tokens - positive_len) + 1
                 )
-            positives.append(" ".join(tokens[positive_start : positive_start + positive_len]))
+            positives.append(detokenize(tokens[positive_start : positive_start + positive_len]))
     return anchors, positives
 
 
@@ -178,7 +206,8 @@ class DocumentDataset(EpochSeeded, Dataset):
         max_span_len: longest span in tokens (DeCLUTR: 512).
         min_span_len: shortest span in tokens (DeCLUTR: 32).
         sampling_strategy: None, ``"subsuming"`` or ``"adjacent"`` (see :func:`sample_anchor_positive_spans`).
-        span_tokenizer: splits a document into the tokens spans are counted in (default ``str.split``).
+        span_tokenizer: the tokens spans are counted in and the way back to text: the model's
+            :class:`~zoo.data.text.TextTokenizer`, or None for :class:`WhitespaceTokenizer`.
         seed: base of the span draws.
     """
 
@@ -191,7 +220,7 @@ class DocumentDataset(EpochSeeded, Dataset):
         max_span_len: int = 512,
         min_span_len: int = 32,
         sampling_strategy: Literal["subsuming", "adjacent"] | None = None,
-        span_tokenizer: Callable[[str], list[str]] | None = None,
+        span_tokenizer: SpanTokenizer | None = None,
         seed: int = 0,
     ) -> None:
         if isinstance(source, (str, os.PathLike)):
@@ -210,10 +239,10 @@ class DocumentDataset(EpochSeeded, Dataset):
         self.num_anchors, self.num_positives = num_anchors, num_positives
         self.max_span_len, self.min_span_len = max_span_len, min_span_len
         self.sampling_strategy = sampling_strategy
-        self.span_tokenizer = span_tokenizer or str.split
+        self.span_tokenizer = span_tokenizer or WhitespaceTokenizer()
         if num_anchors is not None:  # DeCLUTR keeps documents of >= num_anchors * max_span_len * 2 tokens
             shortest = num_anchors * max_span_len * 2
-            short = [where for text, where in documents if len(self.span_tokenizer(text)) < shortest]
+            short = [where for text, where in documents if len(self.span_tokenizer.tokenize(text)) < shortest]
             if short:
                 warnings.warn(
                     f"left out {len(short)} of {len(documents)} documents shorter than {shortest} tokens "
@@ -239,13 +268,14 @@ class DocumentDataset(EpochSeeded, Dataset):
         if self.num_anchors is None:
             return {"text": text, "index": index}
         anchors, positives = sample_anchor_positive_spans(
-            self.span_tokenizer(text),
+            self.span_tokenizer.tokenize(text),
             self.num_anchors,
             self.num_positives,
             self.max_span_len,
             self.min_span_len,
             self.sampling_strategy,
             self.legacy_rng(index),
+            self.span_tokenizer.detokenize,
         )
         return {"anchors": anchors, "positives": positives, "index": index}
 

@@ -23,6 +23,12 @@ Every tokenizer adds its own special tokens (``[CLS] ... [SEP]``, ``<s> ... </s>
 ``max_length`` ids (specials included) and pads on the right with ``pad_id``; ``attention_mask`` is 1 on
 real tokens. A ``transformers`` tokenizer without a pad token pads with its eos token (masked out).
 
+``tokenize`` / ``detokenize`` split a text into the model's tokens as pieces of the text (no special tokens,
+no truncation) and join a run of them back into text: DeCLUTR's span sampler counts spans in these tokens::
+
+    pieces = tokenizer.tokenize("A red disc moves.")  # e.g. ["A", " red", " disc", " moves", "."]
+    tokenizer.detokenize(pieces[1:3])  # "red disc"
+
 :func:`train_tokenizer` trains a ``tokenizers`` model on local text (byte-level BPE by default, which covers
 every script) and writes ``tokenizer.json``; :func:`read_caption_texts` reads the texts from caption files.
 ``transformers`` is the optional extra ``zoo[text]`` (it brings ``tokenizers``).
@@ -31,6 +37,7 @@ every script) and writes ``tokenizer.json``; :func:`read_caption_texts` reads th
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import re
@@ -120,6 +127,40 @@ class TextTokenizer(ABC):
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids``, special tokens and padding dropped."""
 
+    @abstractmethod
+    def token_starts(self, text: str) -> list[int]:
+        """The character offset in ``text`` where each of its tokens begins (no special tokens, no truncation)."""
+
+    def tokenize(self, text: str) -> list[str]:
+        """The model's tokens of ``text`` as pieces of it, one per token; ``"".join(pieces) == text``.
+
+        A piece runs from its token's start to the next token's start, so whitespace stays with the token
+        before it; a character encoded by several tokens (bytes, byte-level BPE) lies in the last of them and
+        the others are ``""``, so every token is counted and no character is cut.
+
+        Args:
+            text: the text, of any length.
+
+        Returns:
+            One piece per token.
+        """
+        starts = self.token_starts(text)
+        if not starts:
+            return []
+        bounds = [0]
+        for start in starts[1:]:
+            bounds.append(max(bounds[-1], start))  # offsets of merged or zero-width tokens never go back
+        bounds.append(len(text))
+        return [text[begin:end] for begin, end in itertools.pairwise(bounds)]
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        """The text of a run of :meth:`tokenize`'s pieces, without whitespace at either end.
+
+        Args:
+            tokens: consecutive pieces of one text.
+        """
+        return "".join(tokens).strip()
+
     def __call__(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenize and pad ``texts`` to the longest of them.
 
@@ -179,6 +220,10 @@ class ByteTokenizer(TextTokenizer):
         data = bytes(int(i) - self.OFFSET for i in ids if int(i) >= self.OFFSET)
         return data.decode("utf-8", errors="replace")
 
+    def token_starts(self, text: str) -> list[int]:
+        """One token per UTF-8 byte: each byte of a character starts at that character."""
+        return [offset for offset, char in enumerate(text) for _ in range(len(char.encode("utf-8")))]
+
 
 class TokenizersTokenizer(TextTokenizer):
     """A ``tokenizers`` model read from a ``tokenizer.json`` file.
@@ -200,6 +245,8 @@ class TokenizersTokenizer(TextTokenizer):
                 f"the tokenizer {str(path)!r} has no padding token (one of {', '.join(_PAD_TOKENS)})"
             )
         tokenizer.no_padding()
+        self.untruncated = tokenizers.Tokenizer.from_str(tokenizer.to_str())  # for token_starts
+        self.untruncated.no_truncation()
         tokenizer.enable_truncation(max_length)
         self.name, self.max_length, self.tokenizer = str(path), max_length, tokenizer
         self.vocab_size, self.pad_id = tokenizer.get_vocab_size(with_added_tokens=True), pad_id
@@ -211,6 +258,10 @@ class TokenizersTokenizer(TextTokenizer):
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids`` (special tokens dropped)."""
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+
+    def token_starts(self, text: str) -> list[int]:
+        """Where each token begins: the encoding's character offsets."""
+        return [start for start, _ in self.untruncated.encode(text, add_special_tokens=False).offsets]
 
 
 class HFTokenizer(TextTokenizer):
@@ -255,6 +306,18 @@ class HFTokenizer(TextTokenizer):
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids`` (special tokens dropped)."""
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+
+    def token_starts(self, text: str) -> list[int]:
+        """Where each token begins: the character offsets of a fast (``tokenizers``-backed) tokenizer."""
+        if not self.tokenizer.is_fast:
+            raise UsageError(
+                f"the tokenizer {self.name!r} gives no character offsets (it is not a fast tokenizer), "
+                "which splitting a text into its tokens needs"
+            )
+        encoding = self.tokenizer(
+            text, add_special_tokens=False, truncation=False, return_offsets_mapping=True, verbose=False
+        )
+        return [start for start, _ in encoding["offset_mapping"]]
 
 
 def _first_line(exc: BaseException) -> str:

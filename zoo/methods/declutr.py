@@ -5,7 +5,9 @@ Giorgi, Nitski, Wang, Bader, ACL 2021, https://arxiv.org/abs/2006.03659 (code: J
 Method (§2): from each document, A anchor spans are drawn (lengths from Beta(4, 2) over [min, max] span
 length, in separate ``max_span_len`` blocks, so anchors never overlap) and P positive spans per anchor
 (lengths from Beta(2, 4); a positive may overlap, be adjacent to or lie inside its anchor) — the data
-module draws them (:class:`~zoo.data.datamodules.DocumentDataModule`, the original's sampler draw for draw).
+module draws them (:class:`~zoo.data.datamodules.DocumentDataModule`, the original's sampler draw for draw),
+counting span lengths in the data tokenizer's own tokens and cutting each span back to text, as the original
+does with its model's tokenizer.
 The anchors are masked for MLM (15 %, 80/10/10) before the encoder sees them; each span becomes the mean
 of the last layer's token states over its real tokens, special tokens included. The P positive embeddings
 of an anchor are averaged into one (Saunshi et al. 2019), and NT-Xent (τ = 0.05, cosine similarity) makes

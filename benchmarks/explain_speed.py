@@ -4,7 +4,8 @@ Iterations per second of the whole optimisation loop (mask generation, perturbat
 backward, the step), side by side in one run: zoo's ``extremal_perturbation`` and TorchRay's on the same image
 model and image (TorchRay is optional: ``pip install --no-deps --target DIR torchray`` and pass ``--torchray DIR``),
 and zoo's ``extremal_perturbation_video`` on ``motionformer-tiny-synthmotion`` with an 8-frame 64² clip and the
-mask geometry ``zoo explain`` uses. Median of ``--repeats`` runs of ``--iterations`` iterations.
+mask geometry ``zoo explain`` uses. Median of ``--repeats`` rounds of ``--iterations`` iterations, the implementations in turn within a round,
+after a warm-up round.
 
 Run: ``python benchmarks/explain_speed.py [--torchray DIR]``. Writes docs/benchmarks/explain_speed.md.
 """
@@ -26,13 +27,16 @@ import zoo
 from zoo.explain.extremal import extremal_perturbation, extremal_perturbation_video, mask_geometry
 
 
-def iterations_per_second(run: Callable[[], object], iterations: int, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return iterations / statistics.median(times)
+def iterations_per_second(cases: list[Callable[[], object]], iterations: int, repeats: int) -> list[float]:
+    """Iterations per second of each case: rounds over all cases (one warm-up round first), median of rounds."""
+    times: list[list[float]] = [[] for _ in cases]
+    for round_ in range(repeats + 1):
+        for i, run in enumerate(cases):
+            start = time.perf_counter()
+            run()
+            if round_:
+                times[i].append(time.perf_counter() - start)
+    return [iterations / statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -52,48 +56,27 @@ def main() -> None:
 
     image_model = zoo.create_model("resnet18", num_classes=10).eval()
     image = torch.randn(1, 3, args.image_size, args.image_size)
-    rows = []
-    common = dict(areas=[0.1], max_iter=n, step=7, sigma=21)
-    rows.append(
-        (
-            f"image {args.image_size}², resnet18",
-            "zoo",
-            iterations_per_second(
-                lambda: extremal_perturbation(
-                    image_model, image, 3, common["areas"], max_iter=n, step=7, sigma=21.0
-                ),
-                n,
-                reps,
-            ),
-        )
-    )
+    video_model = zoo.load("motionformer-tiny-synthmotion")
+    clip = torch.randn(1, 3, 8, 64, 64)
+    step, sigma = mask_geometry(64)
+    image_case = f"image {args.image_size}², resnet18 (step 7, σ 21)"
+    cases = {
+        (image_case, "zoo"): lambda: extremal_perturbation(
+            image_model, image, 3, [0.1], max_iter=n, step=7, sigma=21.0
+        ),
+        (f"video 8×64², motionformer-tiny (step {step}, σ {sigma:g}; 1 frame, σ 2 frames)", "zoo"): lambda: (
+            extremal_perturbation_video(video_model, clip, 3, [0.05], max_iter=n, step=step, sigma=sigma)
+        ),
+    }
     if args.torchray:
         sys.path.insert(0, args.torchray)
         from torchray.attribution.extremal_perturbation import extremal_perturbation as torchray_ep
 
-        rows.append(
-            (
-                f"image {args.image_size}², resnet18",
-                "TorchRay 1.0.0.2",
-                iterations_per_second(lambda: torchray_ep(image_model, image, 3, **common), n, reps),
-            )
+        cases[(image_case, "TorchRay 1.0.0.2")] = lambda: torchray_ep(
+            image_model, image, 3, areas=[0.1], max_iter=n, step=7, sigma=21
         )
-    video_model = zoo.load("motionformer-tiny-synthmotion")
-    clip = torch.randn(1, 3, 8, 64, 64)
-    step, sigma = mask_geometry(64)
-    rows.append(
-        (
-            f"video 8×64², motionformer-tiny (step {step}, σ {sigma:g}, 1 frame / σ 2 frames)",
-            "zoo",
-            iterations_per_second(
-                lambda: extremal_perturbation_video(
-                    video_model, clip, 3, [0.05], max_iter=n, step=step, sigma=sigma
-                ),
-                n,
-                reps,
-            ),
-        )
-    )
+    rates = iterations_per_second(list(cases.values()), n, reps)
+    rows = [(what, impl, rate) for (what, impl), rate in zip(cases, rates)]
     lines = [
         "# Extremal perturbation speed",
         "",

@@ -139,7 +139,7 @@ def write_table(rows: list[dict], args: argparse.Namespace, seconds: float) -> N
         f"Model `{MODEL}`; held-out SynthMotion clips (seed {args.seed}; the model was trained on seed 1), 8 frames "
         "at 64², frames at native resolution. Preserve variant for the true class, "
         f"area {args.area} of the clip's volume, {args.iterations} iterations at learning rate {args.learning_rate} "
-        "(TorchRay: 800 at 0.01, out of reach of this CPU for a clip), mask step {args.step} px / "
+        f"(TorchRay: 800 at 0.01, out of reach of this CPU for a clip), mask step {args.step} px / "
         f"sigma {args.sigma} px, 1 frame / {args.time_sigma} frames in time, blur up to 20 px, no jitter. "
         "Columns: the object's share of the clip (what a uniformly placed mask scores); the fraction of the soft "
         f"mask's mass on the object; the same for its top {args.area:.0%} voxels; and for the top "

@@ -235,6 +235,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         areas=tuple(args.area),
         variant=args.variant,
         iterations=args.iterations,
+        learning_rate=args.learning_rate,
         jitter=args.jitter,
         overlay_format=args.format,
         progress=not args.quiet,
@@ -319,7 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--area", type=float, nargs="+", default=[0.05], help="mask volume(s), fractions of the clip"
     )
     p.add_argument("--variant", choices=("preserve", "delete", "dual"), default="preserve")
-    p.add_argument("--iterations", type=int, default=300)
+    p.add_argument("--iterations", type=int, default=100)
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        default=0.1,
+        help="TorchRay's schedule: --iterations 800 --learning-rate 0.01",
+    )
     p.add_argument("--jitter", action="store_true", help="flip horizontally on even iterations")
     p.add_argument("--format", choices=("gif", "mp4"), default="gif", help="overlay file format")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -90,7 +90,8 @@ def explain_video_file(
     *,
     areas: tuple[float, ...] = (0.05,),
     variant: str = "preserve",
-    iterations: int = 300,
+    iterations: int = 100,
+    learning_rate: float = 0.1,
     jitter: bool = False,
     overlay_format: str = "gif",
     fps: float = 4.0,
@@ -106,6 +107,7 @@ def explain_video_file(
         areas: the mask volumes, fractions of the clip.
         variant: ``"preserve"``, ``"delete"`` or ``"dual"``.
         iterations: optimisation steps.
+        learning_rate: SGD learning rate; 100 steps at 0.1 stand in for TorchRay's 800 at 0.01 on a CPU.
         jitter: flip horizontally on even iterations (off: a flip changes direction-sensitive classes).
         overlay_format: ``"gif"`` or ``"mp4"``.
         fps: frame rate of the overlay.
@@ -143,6 +145,7 @@ def explain_video_file(
             areas,
             variant=variant,
             max_iter=iterations,
+            learning_rate=learning_rate,
             step=step,
             sigma=sigma,
             jitter=jitter,
@@ -164,6 +167,7 @@ def explain_video_file(
         "variant": variant,
         "areas": ",".join(f"{a:g}" for a in explanation.areas),
         "iterations": str(iterations),
+        "learning_rate": f"{learning_rate:g}",
     }
     save_state_dict(
         {"masks": masks.contiguous(), "history": explanation.history}, masks_path, metadata=metadata

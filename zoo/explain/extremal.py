@@ -376,6 +376,7 @@ def extremal_perturbation(
     sigma: float = 21.0,
     jitter: bool = True,
     contrastive: bool = False,
+    learning_rate: float = 0.01,
     on_iteration: Callable[[int], None] | None = None,
 ) -> Explanation:
     """Extremal perturbations of one image, with TorchRay's defaults (tuned for 224-pixel inputs).
@@ -394,6 +395,7 @@ def extremal_perturbation(
         sigma: bump size, pixels.
         jitter: flip horizontally on even iterations.
         contrastive: reward the margin over the best other class instead of the target logit.
+        learning_rate: SGD learning rate (TorchRay's 0.01 goes with its 800 iterations).
         on_iteration: called with the iteration number after each step.
     """
     pyramid = Perturbation(image, num_levels=num_levels, max_blur=max_blur, kind=perturbation)
@@ -429,6 +431,7 @@ def extremal_perturbation_video(
     time_sigma: float = 2.0,
     jitter: bool = False,
     contrastive: bool = False,
+    learning_rate: float = 0.01,
     on_iteration: Callable[[int], None] | None = None,
 ) -> Explanation:
     """Extremal perturbations of one clip: a space-time mask ``(T, H, W)`` whose volume has the given areas.
@@ -453,6 +456,7 @@ def extremal_perturbation_video(
         time_sigma: temporal bump size, frames.
         jitter: flip horizontally on even iterations.
         contrastive: reward the margin over the best other class instead of the target logit.
+        learning_rate: SGD learning rate (TorchRay's 0.01 goes with its 800 iterations).
         on_iteration: called with the iteration number after each step.
     """
     pyramid = Perturbation(video, num_levels=num_levels, max_blur=max_blur, kind=perturbation)

@@ -261,6 +261,30 @@ def cmd_elo_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from zoo.explain.clip import explain_video_file
+
+    result = explain_video_file(
+        args.model,
+        args.video,
+        args.target,
+        args.out,
+        areas=tuple(args.area),
+        variant=args.variant,
+        iterations=args.iterations,
+        learning_rate=args.learning_rate,
+        jitter=args.jitter,
+        overlay_format=args.format,
+        progress=not args.quiet,
+    )
+    print(
+        f"target {args.target}: logit {result.score:.3f} on the clip, {result.preserved_score:.3f} kept in the mask"
+    )
+    print(f"wrote {result.masks_path}")
+    print(f"wrote {result.overlay_path}")
+    return 0
+
+
 def show_help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """A group of subcommands called alone (``zoo checkpoints``): its help, listing them."""
     parser.print_help()
@@ -323,6 +347,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--prefix", default="model.", help="state-dict prefix of the backbone (VideoClassifier: model.)"
     )
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("explain", help="extremal perturbation of a video for one class: masks + overlay")
+    p.add_argument("model", help="a catalog name or published folder of a video classifier")
+    p.add_argument("video", help="the video file")
+    p.add_argument("--target", type=int, required=True, help="the class to explain")
+    p.add_argument("--out", default="explanations", help="folder for the masks and the overlay")
+    p.add_argument(
+        "--area", type=float, nargs="+", default=[0.05], help="mask volume(s), fractions of the clip"
+    )
+    p.add_argument("--variant", choices=("preserve", "delete", "dual"), default="preserve")
+    p.add_argument("--iterations", type=int, default=100)
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        default=0.1,
+        help="TorchRay's schedule: --iterations 800 --learning-rate 0.01",
+    )
+    p.add_argument("--jitter", action="store_true", help="flip horizontally on even iterations")
+    p.add_argument("--format", choices=("gif", "mp4"), default="gif", help="overlay file format")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("checkpoints", help="catalog tools")
     p.set_defaults(func=partial(show_help, p))  # `zoo checkpoints` alone

@@ -525,6 +525,29 @@ def _render_frames(job: _Job, config: SynthMotionConfig) -> tuple[np.ndarray, np
     return frames, events
 
 
+def object_masks(root: str | os.PathLike, relpath: str) -> np.ndarray:
+    """Where the moving object is: its coverage ``(T, H, W)`` in [0, 1], outline included, in every frame.
+
+    Args:
+        root: a generated SynthMotion folder (its ``synthmotion.json`` gives the config).
+        relpath: the video's path in the manifests, e.g. ``videos/test/test_00003.mp4``.
+    """
+    config = SynthMotionConfig(**json.loads((Path(root) / "synthmotion.json").read_text())["config"])
+    job = next((job for job in _make_plan(config).jobs if job.relpath == relpath), None)
+    if job is None:
+        raise FileNotFoundError(f"{root}: no SynthMotion video '{relpath}'")
+    positions, _ = _trajectory(job, config.num_frames, np.random.default_rng(job.seed))
+    size = config.size
+    centers = (positions * size).astype(np.float32)  # (T, 2) as (x, y), pixels
+    grid = np.arange(size, dtype=np.float32) + 0.5
+    half = size / 2  # offsets wrap round the frame edges, as the object does in long videos
+    dx = np.mod(grid[None, None, :] - centers[:, 0, None, None] + half, size) - half  # (T, 1, W)
+    dy = np.mod(grid[None, :, None] - centers[:, 1, None, None] + half, size) - half  # (T, H, 1)
+    dx, dy = np.broadcast_arrays(dx, dy)  # (T, H, W)
+    sdf = _signed_distance(job.obj.shape, dx, dy, job.obj.radius * job.scale * size)
+    return np.clip(0.5 - (sdf - max(1.0, size / 64.0)), 0, 1).astype(np.float32)
+
+
 def _render_audio(job: _Job, events: np.ndarray, config: SynthMotionConfig) -> np.ndarray:
     """Mono float32 ``(samples,)``: the shape's tone plus a click at each event, as long as the video."""
     num_samples = round(job.num_frames / config.fps * config.sample_rate)

@@ -60,6 +60,8 @@ def test_method_fits_saves_reloads_and_rebuilds_its_encoders(method, tmp_path, t
         tiny_synth_data["synth"]["long_videos"] = 6
         tiny_synth_data.update(batch_size=1)
         del tiny_synth_data["num_frames"]
+    if synth.get("qa_per_clip"):  # QA items: the recipe's questions per clip
+        tiny_synth_data["synth"]["qa_per_clip"] = synth["qa_per_clip"]
     override = tiny_fit_override(tmp_path, _data_args(recipe, tiny_synth_data))
     assert main(["fit", "--config", str(recipe), "--config", str(override)]) == 0
     path = tmp_path / "ckpt" / "last.ckpt"

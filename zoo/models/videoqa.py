@@ -23,15 +23,13 @@ __all__ = ["LocallyAlignedAttention", "TwoStreamQAScorer", "local_alignment_mask
 
 
 def local_alignment_mask(spans: torch.Tensor, frame_times: torch.Tensor, window: float = 0.0) -> torch.Tensor:
-    """Which frames each sentence may attend to.
+    """Which frames each sentence may attend to: (B, S, T) bool, True where frame t lies in sentence s's
+    widened span.
 
     Args:
         spans: (B, S, 2) start and end time of every sentence, seconds.
         frame_times: (B, T) time of every frame, seconds.
         window: slack added on both sides of a span, seconds.
-
-    Returns:
-        (B, S, T) bool, True where frame t lies in sentence s's widened span.
     """
     start = spans[..., 0, None] - window  # (B, S, 1)
     end = spans[..., 1, None] + window

@@ -65,6 +65,8 @@ def test_method_fits_saves_reloads_and_rebuilds_its_encoders(method, tmp_path, t
         del tiny_synth_data["num_frames"]
     if data.get("audio"):  # audio-visual methods: clips with sound
         tiny_synth_data["synth"]["audio"] = True
+    if synth.get("qa_per_clip"):  # QA items: the recipe's questions per clip
+        tiny_synth_data["synth"]["qa_per_clip"] = synth["qa_per_clip"]
     override = tiny_fit_override(tmp_path, _data_args(recipe, tiny_synth_data))
     assert main(["fit", "--config", str(recipe), "--config", str(override)]) == 0
     path = tmp_path / "ckpt" / "last.ckpt"

@@ -451,10 +451,23 @@ def synthmotion_qa_records(root: str | os.PathLike, split: str = "train") -> lis
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
-        item = json.loads(line)
+        where = f"line {n}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ManifestError(path, where, f"invalid JSON ({err.msg})") from err
         missing = [k for k in ("split", "path", "question", "answers", "answer_idx") if k not in item]
         if missing:
-            raise ManifestError(path, f"line {n}", f"missing field(s) {missing}")
+            raise ManifestError(path, where, f"missing field(s) {missing}")
+        answers, answer_idx = item["answers"], item["answer_idx"]
+        if not isinstance(answers, list) or not answers:
+            raise ManifestError(path, where, "field 'answers' must be a non-empty list")
+        if isinstance(answer_idx, bool) or not isinstance(answer_idx, int):
+            raise ManifestError(path, where, f"answer_idx must be an integer, got {answer_idx!r}")
+        if not 0 <= answer_idx < len(answers):
+            raise ManifestError(
+                path, where, f"answer_idx {answer_idx} is out of range for {len(answers)} answers"
+            )
         if item["split"] != split:
             continue
         extra = {k: item.get(k) for k in ("question", "answers", "kind", "video_id")}

@@ -1,0 +1,199 @@
+"""Multiple-choice video QA: the local alignment mask from timestamps, locally aligned attention, the
+masked-positive contrastive term against reference math, masking noise, both training stages, and QA
+items whose answer index is out of range."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from zoo.data.formats import ManifestError
+from zoo.data.samples import synthmotion_qa_records
+from zoo.methods.videoqa import VideoQA, mask_tokens_noise, masked_positive_loss
+from zoo.models.videoqa import LocallyAlignedAttention, TwoStreamQAScorer, local_alignment_mask
+
+TINY_BERT = {
+    "config": {
+        "model_type": "bert",
+        "vocab_size": 40,
+        "hidden_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        "max_position_embeddings": 32,
+        "pad_token_id": 0,
+    }
+}
+
+
+def _model(**kwargs) -> VideoQA:
+    torch.manual_seed(0)
+    return VideoQA(
+        text_encoder_kwargs=TINY_BERT,
+        video_encoder="frame_resnet18",
+        video_encoder_kwargs={"backbone": "resnet10"},
+        dim=16,
+        num_heads=2,
+        dropout=0.0,
+        **kwargs,
+    ).eval()
+
+
+def _tokens(*shape: int, length: int = 6, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, 40, (*shape, length), generator=g)
+    attention = torch.ones_like(ids)
+    attention[..., -2:] = 0  # two pads at the end
+    return {"input_ids": ids * attention, "attention_mask": attention}
+
+
+def _batch(b: int = 4, a: int = 3, t: int = 4) -> dict:
+    g = torch.Generator().manual_seed(1)
+    return {
+        "video": torch.randn(b, 3, t, 16, 16, generator=g),
+        "text": _tokens(b, seed=2),
+        "answers": _tokens(b, a, seed=3),
+        "answer": torch.tensor([0, 2, 1, 2])[:b],
+        "index": torch.arange(b),
+    }
+
+
+def test_local_alignment_mask_keeps_the_frames_inside_each_span():
+    spans = torch.tensor([[[0.0, 1.0], [1.5, 2.5], [9.0, 9.5]]])  # (1, 3, 2)
+    times = torch.tensor([[0.0, 0.5, 1.0, 1.5, 2.0, 3.0]])  # (1, 6)
+    expected = torch.tensor([[[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0]]], dtype=torch.bool)
+    assert torch.equal(local_alignment_mask(spans, times), expected)
+    widened = local_alignment_mask(spans, times, window=0.5)
+    assert widened[0, 0].tolist() == [True, True, True, True, False, False]
+    assert widened[0, 1].tolist() == [False, False, True, True, True, True]
+
+
+def test_locally_aligned_attention_sees_only_the_frames_of_its_span():
+    torch.manual_seed(0)
+    attention = LocallyAlignedAttention(8, num_heads=2).eval()
+    sentences = torch.randn(1, 3, 8)
+    frames = torch.randn(1, 5, 8, requires_grad=True)
+    visible = torch.tensor([[[1, 1, 0, 0, 0], [0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]], dtype=torch.bool)
+    out = attention(sentences, frames, visible)
+    # sentence 0: no gradient reaches frames 2..4; sentence 1: none reaches frames 0..1
+    (grad0,) = torch.autograd.grad(out[0, 0].sum(), frames, retain_graph=True)
+    (grad1,) = torch.autograd.grad(out[0, 1].sum(), frames)
+    assert grad0[0, 2:].abs().max() == 0 and grad0[0, :2].abs().max() > 0
+    assert grad1[0, :2].abs().max() == 0 and grad1[0, 2:].abs().max() > 0
+    # a sentence with no frame in its span gets no visual context: norm(sentence) exactly
+    torch.testing.assert_close(out[0, 2], attention.norm(sentences[0, 2]))
+    # global attention (every frame visible) mixes in the other frames: a different output
+    everything = attention(sentences, frames, torch.ones_like(visible))
+    assert not torch.allclose(everything[0, 0], out[0, 0])
+
+
+def test_masked_positive_loss_matches_reference_math_and_is_lowest_at_the_positive():
+    g = torch.Generator().manual_seed(0)
+    anchor, candidates = torch.randn(3, 5, generator=g), torch.randn(3, 4, 5, generator=g)
+    positive = torch.tensor([1, 0, 3])
+    loss = masked_positive_loss(anchor, candidates, positive, temperature=0.2)
+    expected = 0.0
+    for b in range(3):
+        sims = [
+            float(anchor[b] @ candidates[b, k] / (anchor[b].norm() * candidates[b, k].norm())) / 0.2
+            for k in range(4)
+        ]
+        expected += -(sims[positive[b]] - math.log(sum(math.exp(s) for s in sims)))
+    assert float(loss) == pytest.approx(expected / 3, rel=1e-5)
+    # the invariance: the loss is minimised when the masked encoding coincides with the unmasked positive
+    at_positive = masked_positive_loss(candidates[torch.arange(3), positive], candidates, positive, 0.2)
+    at_negative = masked_positive_loss(
+        candidates[torch.arange(3), (positive + 1) % 4], candidates, positive, 0.2
+    )
+    assert float(at_positive) < float(loss) and float(at_positive) < float(at_negative)
+
+
+def test_mask_tokens_noise_touches_only_real_tokens_and_never_empties_an_input():
+    tokens = _tokens(4, length=10)
+    kept = mask_tokens_noise(tokens, 0.0)
+    assert torch.equal(kept["attention_mask"], tokens["attention_mask"])
+    dropped = mask_tokens_noise(tokens, 1.0)  # every real token but the first leaves attention
+    assert dropped["attention_mask"].sum(dim=1).tolist() == [1, 1, 1, 1]
+    assert torch.equal(dropped["input_ids"], tokens["input_ids"])
+    replaced = mask_tokens_noise(tokens, 1.0, mask_token_id=39)
+    assert torch.equal(replaced["attention_mask"], tokens["attention_mask"])
+    assert (replaced["input_ids"][:, 1:8] == 39).all() and (replaced["input_ids"][:, 8:] == 0).all()
+    assert torch.equal(replaced["input_ids"][:, 0], tokens["input_ids"][:, 0])
+
+
+def test_question_selection_leaves_out_copies_of_the_own_question():
+    model = _model(pretrain_epochs=1)
+    batch = _batch()
+    for key in ("input_ids", "attention_mask"):  # clips 0 and 3 ask the same question
+        batch["text"][key][3] = batch["text"][key][0]
+    with torch.no_grad():
+        logits = model.question_selection(batch, model.encode_frames(batch["video"]), {})
+    assert logits.shape == (4, 4)
+    assert logits[0, 3] == float("-inf") and logits[3, 0] == float("-inf")
+    assert torch.isfinite(logits.diagonal()).all() and torch.isfinite(logits[1]).all()
+
+
+def test_stages_pretraining_picks_questions_then_qa_adds_the_contrastive_term():
+    batch = _batch()
+    out = _model(pretrain_epochs=1).ssl_step(batch)  # epoch 0 < 1: question selection
+    assert set(out) >= {"loss", "question_loss"} and "qa_loss" not in out
+    torch.manual_seed(0)
+    out = _model(contrastive_weight=0.5).ssl_step(batch)
+    assert out["loss"].item() == pytest.approx(out["qa_loss"].item() + 0.5 * out["contrastive_loss"].item())
+    without = _model(contrastive_weight=0.0).ssl_step(batch)
+    assert "contrastive_loss" not in without
+    assert without["loss"].item() == pytest.approx(without["qa_loss"].item())
+    model = _model()
+    model.ssl_step(batch)["loss"].backward()  # gradients reach both encoders
+    text, video = model.encoders["text"].transformer, model.encoders["video"].backbone
+    assert text.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+    assert video.conv1.weight.grad.abs().sum() > 0
+
+
+def test_subtitles_feed_the_text_stream_through_local_alignment():
+    batch = _batch(b=2)
+    batch["answer"] = torch.tensor([0, 2])
+    batch["subtitles"] = _tokens(2, 3, seed=5)  # (B, S, L)
+    batch["subtitle_spans"] = torch.tensor([[[0.0, 0.1], [0.2, 0.3], [5.0, 6.0]]]).repeat(2, 1, 1)
+    batch["frame_times"] = torch.tensor([[0.0, 0.1, 0.2, 0.3]]).repeat(2, 1)
+    local, plain = _model(), _model()
+    with torch.no_grad():
+        scores = local(batch)
+        video_only = plain({k: v for k, v in batch.items() if k != "subtitles"})
+        global_scores = _model(local_attention=False)(batch)
+    assert scores.shape == (2, 3)
+    assert not torch.allclose(scores, video_only)  # the text stream adds its scores
+    assert not torch.allclose(scores, global_scores)  # local and global attention differ
+    del batch["frame_times"]
+    with pytest.raises(KeyError, match="frame_times"):
+        local(batch)
+
+
+def test_scorer_scores_every_candidate_and_needs_a_mask_with_sentences():
+    scorer = TwoStreamQAScorer(text_dim=6, video_dim=10, dim=8, num_heads=2)
+    scores, fused = scorer(torch.randn(2, 5, 6), torch.randn(2, 4, 10))
+    assert scores.shape == (2, 5) and fused.shape == (2, 5, 8)
+    with pytest.raises(ValueError, match="sentence_visible"):
+        scorer(torch.randn(2, 5, 6), torch.randn(2, 4, 10), sentences=torch.randn(2, 3, 6))
+
+
+@pytest.mark.parametrize(
+    "answer_idx, message",
+    [
+        (5, r"qa.jsonl, line 2: answer_idx 5 is out of range for 3 answers"),
+        (-1, "out of range"),
+        ("1", "integer"),
+    ],
+)
+def test_qa_items_with_a_bad_answer_index_name_the_file_and_line(tmp_path, answer_idx, message):
+    item = {"split": "train", "path": "videos/a.mp4", "question": "Q?", "answers": ["x", "y", "z"]}
+    lines = [json.dumps({**item, "answer_idx": 0}), json.dumps({**item, "answer_idx": answer_idx})]
+    (tmp_path / "qa.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ManifestError, match=message):
+        synthmotion_qa_records(tmp_path, "train")
+    (tmp_path / "qa.jsonl").write_text(lines[0] + "\n{\n")
+    with pytest.raises(ManifestError, match="line 2: invalid JSON"):
+        synthmotion_qa_records(tmp_path, "train")

@@ -1,0 +1,271 @@
+"""Multiple-choice video QA with self-supervised pre-training and contrastive representation learning.
+
+Kim, Jeong, Kim, Kang, Kwak, AAAI 2021, https://arxiv.org/abs/2009.08043. No code or weights were
+released, and only the abstract, the opening of §1 and the caption of Fig. 1 could be read: this is a
+re-implementation in which everything beyond those is zoo's decision, listed below.
+
+What the paper says (and this class does):
+
+* Inputs: per-frame visual features; text = the question, a candidate answer, subtitles and detected
+  object labels (Fig. 1).
+* Locally aligned attention: each subtitle sentence attends to the frames relevant to it
+  (:class:`~zoo.models.videoqa.LocallyAlignedAttention`).
+* Answer scores from both the text and the video stream (:class:`~zoo.models.videoqa.TwoStreamQAScorer`).
+* A self-supervised stage that puts the question in the answer slot: the model picks, for a clip, its
+  own question among candidates — no extra data or labels.
+* In the main stage, an auxiliary contrastive loss: the ground-truth answer's input with masking noise is
+  the anchor, the unmasked ground-truth input the positive and the other candidates' inputs the
+  negatives.
+
+Field by field, zoo's decisions (the paper's values could not be read):
+
+* ``text_encoder`` / ``text_encoder_kwargs``: any ``transformers`` encoder with mean pooling (the paper's
+  encoder is not in the text read). Candidates are ``question + separator + answer``
+  (:class:`~zoo.data.datamodules.MultipleChoiceQADataModule`).
+* ``video_encoder`` / ``video_encoder_kwargs``: a per-frame 2D CNN trained end to end (the paper uses
+  frozen ResNet-101 features; give ``frame_resnet50`` with ``param_groups`` freezing it for that).
+* ``dim``, ``num_heads``, ``dropout``: width, heads and dropout of the scorer. The fused vector of a
+  stream is ``[q, c, q ⊙ c]`` through one layer; a stream's score is a linear map of it; the two streams'
+  scores add up.
+* ``alignment_window``: seconds added on both sides of a sentence's span (0: the span exactly).
+  ``local_attention: false`` lets every sentence see every frame (the global-attention ablation).
+* ``pretrain_epochs``: the first epochs run the question-selection stage, the rest the QA stage (one
+  run). Candidates of a clip are the questions of every item in the batch, its own the positive; a
+  candidate whose text equals the positive's is left out (it would be a false negative). The question
+  fills the candidate slot alone.
+* ``mask_probability`` (0.15): each real token of the ground-truth input is masked with this
+  probability, ``mask_token_id`` replacing it, or, without one, dropped from attention. The whole
+  candidate input (question and answer) is masked.
+* ``contrastive_weight`` (1.0) and ``contrastive_temperature`` (0.1): L = L_qa + λ·L_cl, with
+  L_cl = −log exp(cos(h̃_gt, h_gt)/τ) / Σ_k exp(cos(h̃_gt, h_k)/τ) over the A candidates, h the fused vector
+  of the scorer. Not used in the question-selection stage.
+* No temporal-localisation head (not in the text read).
+
+Optional batch keys (SynthMotion's QA items carry none; then the text stream is off and the video
+stream alone scores): ``subtitles`` tokens (B, S, L), ``subtitle_spans`` (B, S, 2) seconds, ``subtitle_mask``
+(B, S) bool and ``frame_times`` (B, T) seconds. Object labels enter as sentences whose span covers the
+frames they were detected in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from zoo.catalog import Paper
+from zoo.eval.multiple_choice import multiple_choice_accuracy
+from zoo.methods.base import SSLMethod
+from zoo.models.videoqa import TwoStreamQAScorer, local_alignment_mask
+
+__all__ = ["VideoQA", "mask_tokens_noise", "masked_positive_loss"]
+
+
+def mask_tokens_noise(
+    tokens: dict[str, torch.Tensor],
+    probability: float,
+    mask_token_id: int | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """Masking noise on token inputs: each real token replaced by ``mask_token_id`` or, without one,
+    dropped from attention, with ``probability``; at least one real token of each row is kept.
+
+    Args:
+        tokens: ``input_ids`` and ``attention_mask`` (..., L).
+        probability: chance that a real token is masked.
+        mask_token_id: the replacement id; None drops masked tokens from attention instead.
+        generator: random source.
+    """
+    ids, attention = tokens["input_ids"], tokens["attention_mask"]
+    real = attention.bool()
+    draw = torch.rand(ids.shape, generator=generator, device="cpu").to(ids.device)
+    masked = real & (draw < probability)
+    first = real & (real.cumsum(dim=-1) == 1)  # keep each row's first real token (never an empty input)
+    masked &= ~first
+    if mask_token_id is None:
+        return {"input_ids": ids, "attention_mask": attention * (~masked).long()}
+    return {"input_ids": ids.masked_fill(masked, mask_token_id), "attention_mask": attention}
+
+
+def masked_positive_loss(
+    anchor: torch.Tensor, candidates: torch.Tensor, positive: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """InfoNCE of the masked ground-truth input against its unmasked self and the other candidates.
+
+    Args:
+        anchor: (B, D) the masked ground-truth input's fused vector h̃_gt.
+        candidates: (B, A, D) the candidates' fused vectors h_k (unmasked).
+        positive: (B,) index of the ground truth among the candidates.
+        temperature: τ.
+    """
+    logits = torch.einsum("bd,bad->ba", F.normalize(anchor, dim=-1), F.normalize(candidates, dim=-1))
+    return F.cross_entropy(logits / temperature, positive)
+
+
+class VideoQA(SSLMethod):
+    """Multiple-choice video QA (Kim et al., AAAI 2021): question-selection pre-training, then QA with the
+    masked-positive contrastive term. See the module docstring for what follows the paper.
+
+    Args:
+        text_encoder: registered text encoder (``text_encoder``).
+        text_encoder_kwargs: its arguments (``model_name_or_path`` or ``config``).
+        video_encoder: registered per-frame encoder ((B, C, T, H, W) → (B, T, D)).
+        video_encoder_kwargs: its arguments.
+        dim: width of the scorer's streams.
+        num_heads: attention heads of the scorer.
+        dropout: dropout of the fusion layers.
+        alignment_window: seconds added on both sides of a sentence's span.
+        local_attention: sentences see only the frames of their span (False: all frames).
+        pretrain_epochs: epochs of the question-selection stage before the QA stage.
+        mask_probability: masking-noise rate of the ground-truth input.
+        mask_token_id: id replacing masked tokens; None drops them from attention.
+        contrastive_weight: λ of the masked-positive contrastive term (0: off).
+        contrastive_temperature: τ of that term.
+        **kwargs: optimisation settings of :class:`~zoo.methods.base.SSLMethod`.
+    """
+
+    paper = Paper(
+        "Self-supervised Pre-training and Contrastive Representation Learning for Multiple-choice Video QA "
+        "(AAAI 2021)",
+        "https://arxiv.org/abs/2009.08043",
+    )
+    checkpoints = "videoqa*"
+
+    def __init__(
+        self,
+        text_encoder: str = "text_encoder",
+        text_encoder_kwargs: dict[str, Any] | None = None,
+        video_encoder: str = "frame_resnet18",
+        video_encoder_kwargs: dict[str, Any] | None = None,
+        dim: int = 128,
+        num_heads: int = 4,
+        dropout: float = 0.1,
+        alignment_window: float = 0.0,
+        local_attention: bool = True,
+        pretrain_epochs: int = 0,
+        mask_probability: float = 0.15,
+        mask_token_id: int | None = None,
+        contrastive_weight: float = 1.0,
+        contrastive_temperature: float = 0.1,
+        **kwargs: Any,
+    ):
+        kwargs.setdefault("online_probe", False)
+        super().__init__(**kwargs)
+        video = self.add_encoder("video", video_encoder, video_encoder_kwargs)
+        text = self.add_encoder("text", text_encoder, text_encoder_kwargs)
+        self.scorer = TwoStreamQAScorer(text.num_features, video.num_features, dim, num_heads, dropout)
+
+    # --- encoders ------------------------------------------------------------------------------------
+
+    def encode_text(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled embeddings (..., D) of token inputs (..., L)."""
+        lead = tokens["input_ids"].shape[:-1]
+        flat = {k: tokens[k].reshape(-1, tokens[k].shape[-1]) for k in ("input_ids", "attention_mask")}
+        return self.encoders["text"].forward_features(flat).reshape(*lead, -1)
+
+    def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
+        """Per-frame features (B, T, D) of clips (B, C, T, H, W)."""
+        return self.encoders["video"].forward_features(video)
+
+    def _sentences(self, batch: dict[str, Any], frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The scorer's sentence inputs from the optional subtitle keys (empty without subtitles)."""
+        if "subtitles" not in batch:
+            return {}
+        spans = self.require(batch, "subtitle_spans", "(B, S, 2) start/end seconds of each subtitle")
+        times = self.require(batch, "frame_times", "(B, T) seconds of each frame")
+        visible = local_alignment_mask(spans, times, self.hparams.alignment_window)  # (B, S, T)
+        if not self.hparams.local_attention:
+            visible = torch.ones_like(visible)
+        return {
+            "sentences": self.encode_text(batch["subtitles"]),  # (B, S, D)
+            "sentence_visible": visible,
+            "sentence_mask": batch.get("subtitle_mask"),
+        }
+
+    def score(
+        self, candidates: torch.Tensor, frames: torch.Tensor, sentences: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores (B, A) and fused vectors (B, A, D') of candidate embeddings (B, A, D) for each clip."""
+        return self.scorer(candidates, frames, **sentences)
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Scores (B, A) of every candidate answer in ``batch["answers"]``."""
+        frames = self.encode_frames(self.require(batch, "video", "give the data module video: true"))
+        candidates = self.encode_text(self.require(batch, "answers"))  # (B, A, D)
+        return self.score(candidates, frames, self._sentences(batch, frames))[0]
+
+    # --- the two stages --------------------------------------------------------------------------------
+
+    @property
+    def in_pretraining(self) -> bool:
+        """Whether this epoch belongs to the question-selection stage."""
+        return self.current_epoch < self.hparams.pretrain_epochs
+
+    def question_selection(
+        self, batch: dict[str, Any], frames: torch.Tensor, sentences: dict
+    ) -> torch.Tensor:
+        """Logits (B, B): clip i against every question of the batch in the answer slot; a question whose
+        text equals clip i's own (other than its own) is left out."""
+        questions = self.require(batch, "text", "the questions, tokenised")
+        embedded = self.encode_text(questions)  # (B, D)
+        b = embedded.shape[0]
+        candidates = embedded[None].expand(b, -1, -1)  # (B, B, D): every question for every clip
+        logits, _ = self.score(candidates, frames, sentences)  # (B, B)
+        ids = questions["input_ids"] * questions["attention_mask"]
+        same = (ids[:, None, :] == ids[None, :, :]).all(dim=-1)  # (B, B)
+        same &= ~torch.eye(b, dtype=torch.bool, device=same.device)
+        return logits.masked_fill(same, float("-inf"))
+
+    def ssl_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        frames = self.encode_frames(
+            self.require(batch, "video", "give the data module video: true")
+        )  # (B, T, D)
+        sentences = self._sentences(batch, frames)
+        features = frames.mean(dim=1).detach()  # (B, D)
+        if self.in_pretraining:
+            logits = self.question_selection(batch, frames, sentences)
+            target = torch.arange(len(logits), device=logits.device)
+            loss = F.cross_entropy(logits, target)
+            return {"loss": loss, "question_loss": loss, "features": features}
+        answers = self.require(batch, "answers", "tokenised question + candidate answers")
+        answer = self.require(batch, "answer")
+        known = answer >= 0
+        candidates = self.encode_text(answers)  # (B, A, D)
+        scores, fused = self.score(candidates, frames, sentences)  # (B, A), (B, A, D')
+        qa_loss = F.cross_entropy(scores[known], answer[known])
+        out = {"qa_loss": qa_loss, "features": features}
+        loss = qa_loss
+        if self.hparams.contrastive_weight > 0:
+            rows = torch.arange(len(answer), device=answer.device)
+            truth = {k: v[rows, answer.clamp(min=0)] for k, v in answers.items()}  # (B, L)
+            noisy = mask_tokens_noise(truth, self.hparams.mask_probability, self.hparams.mask_token_id)
+            anchor = self.score(self.encode_text(noisy)[:, None], frames, sentences)[1][:, 0]  # (B, D')
+            contrastive = masked_positive_loss(
+                anchor[known], fused[known], answer[known], self.hparams.contrastive_temperature
+            )
+            out["contrastive_loss"] = contrastive
+            loss = loss + self.hparams.contrastive_weight * contrastive
+        out["loss"] = loss
+        return out
+
+    @torch.no_grad()
+    def ssl_validation_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """``accuracy`` (%) on the batch's items with a known answer, and ``question_accuracy`` (%) of the
+        question-selection task."""
+        frames = self.encode_frames(self.require(batch, "video"))
+        sentences = self._sentences(batch, frames)
+        answer = self.require(batch, "answer")
+        known = answer >= 0
+        scores = self.score(self.encode_text(self.require(batch, "answers")), frames, sentences)[0]
+        out = {}
+        if known.any():
+            out["accuracy"] = torch.tensor(multiple_choice_accuracy(scores[known], answer[known])["accuracy"])
+        logits = self.question_selection(batch, frames, sentences)
+        picked = logits.argmax(dim=1) == torch.arange(len(logits), device=logits.device)
+        out["question_accuracy"] = 100 * picked.float().mean()
+        return out
+
+    def features(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Frame-averaged video features (B, D)."""
+        return self.encode_frames(batch["video"]).mean(dim=1)

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ssl_learning_signal import _eval_datamodule, run_learning_signal
+from common import eval_datamodule
+from ssl_learning_signal import run_learning_signal
 
 from zoo.eval.retrieval import clip_retrieval
 from zoo.methods.base import SSLMethod
@@ -58,7 +59,7 @@ def av_learning_signal(
 
     result = run_learning_signal(factory, datamodule_kwargs, budget, seed=seed)
     trained, untrained = built
-    test = _eval_datamodule(datamodule_kwargs)
+    test = eval_datamodule(datamodule_kwargs)
     test.setup("test")
     result["trained"]["a2v_r1"] = audio_to_video_r1(trained, test.test_dataloader())
     result["untrained"]["a2v_r1"] = audio_to_video_r1(untrained, test.test_dataloader())

@@ -25,7 +25,6 @@ import argparse
 import copy
 import platform
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ssl_learning_signal import _eval_datamodule, _Progress, _scores
+from common import StepProgress, cpu_trainer, eval_datamodule, probe_scores, timed_fit
 
 from zoo.data.datamodule import VideoDataModule
 from zoo.eval.clustering import cluster_features
@@ -69,7 +68,7 @@ def _instance_r_at_1(scores: torch.Tensor) -> float:
 
 
 def _xdc_scores(model: XDC, train_loader, test_loader, num_classes: int, train_clusters) -> dict[str, float]:
-    scores = _scores(model.encoders["video"], train_loader, test_loader, num_classes, knn_k=20)
+    scores = probe_scores(model.encoders["video"], train_loader, test_loader, num_classes, knn_k=20)
     test = _embed_split(model, test_loader)
     keep = test["has_audio"]
     model.eval()
@@ -105,25 +104,15 @@ def run(recipe: dict[str, Any], epochs: int, seed: int, threads: int) -> dict[st
     datamodule.setup("fit")
     model = XDC(**model_args)
     untrained = copy.deepcopy(model)
-    trainer = L.Trainer(
+    trainer = cpu_trainer(
         max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
         log_every_n_steps=8,
-        enable_progress_bar=False,
-        callbacks=[_Progress(every=8)],
+        callbacks=[StepProgress(every=8)],
     )
-    start = time.perf_counter()
-    trainer.fit(model, datamodule)
-    minutes = (time.perf_counter() - start) / 60
+    minutes = timed_fit(trainer, model, datamodule)
     untrained_clusters = _first_clustering(untrained, datamodule)
 
-    eval_dm = _eval_datamodule(data_args)
+    eval_dm = eval_datamodule(data_args)
     eval_dm.setup("validate")
     eval_dm.setup("test")
     loaders = (eval_dm.val_dataloader(), eval_dm.test_dataloader())

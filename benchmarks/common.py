@@ -1,0 +1,117 @@
+"""Pieces shared by the learning-signal benchmarks: a quiet CPU trainer, progress lines, the eval
+datamodule of frozen-feature probes and the linear-probe/kNN scores.
+
+Scripts in ``benchmarks/`` import it after putting their own folder first on ``sys.path``:
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from common import cpu_trainer, timed_fit
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from zoo.data.datamodule import VideoDataModule
+from zoo.eval.features import extract_features
+from zoo.eval.knn import knn_accuracy
+from zoo.eval.linear import linear_probe
+
+TRAIN_ONLY_KEYS = ("num_views", "view_clips", "max_view_distance", "train_transform", "synth", "synth_root")
+
+
+def cpu_trainer(**overrides: Any) -> L.Trainer:
+    """A one-device CPU trainer without logger, checkpoints, summary, validation or progress bar.
+
+    Args:
+        **overrides: further ``L.Trainer`` arguments (``max_epochs``, ``callbacks``...), or replacements.
+    """
+    settings = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_progress_bar=False,
+    )
+    return L.Trainer(**{**settings, **overrides})
+
+
+def timed_fit(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule) -> float:
+    """Fit ``model`` on ``datamodule`` and return the wall time in minutes."""
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule)
+    return (time.perf_counter() - start) / 60
+
+
+class StepProgress(L.Callback):
+    """One line every ``every`` steps: step, loss, minutes."""
+
+    def __init__(self, every: int = 25):
+        self.every, self.start = every, time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step % self.every == 0:
+            loss = float(trainer.callback_metrics.get("train/loss_step", float("nan")))
+            minutes = (time.perf_counter() - self.start) / 60
+            print(
+                f"step {trainer.global_step}/{trainer.max_steps}  loss {loss:.3f}  {minutes:.1f} min",
+                flush=True,
+            )
+
+
+class EpochProgress(L.Callback):
+    """One line per epoch: epoch, training loss, minutes."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        loss = float(trainer.callback_metrics.get("train/loss_epoch", float("nan")))
+        minutes = (time.perf_counter() - self.start) / 60
+        print(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  loss {loss:.3f}  {minutes:.1f} min",
+            flush=True,
+        )
+
+
+def eval_datamodule(datamodule_kwargs: dict[str, Any]) -> VideoDataModule:
+    """Train and test splits with the eval transform and centre clips: ``val`` = train, ``test`` = test."""
+    kwargs = {k: v for k, v in datamodule_kwargs.items() if k not in TRAIN_ONLY_KEYS}
+    if all(datamodule_kwargs.get(f"{s}_manifest") is None for s in ("train", "val", "test")):
+        from zoo.data import synthmotion
+
+        config = synthmotion.SynthMotionConfig(**(datamodule_kwargs.get("synth") or {}))
+        root = Path(datamodule_kwargs.get("synth_root") or synthmotion.default_root(config))
+        synthmotion.generate(root, config, progress=False)
+        kwargs.update(
+            train_manifest=None, val_manifest=str(root / "train.csv"), test_manifest=str(root / "test.csv")
+        )
+    else:
+        kwargs.update(
+            val_manifest=datamodule_kwargs["train_manifest"],
+            val_split=datamodule_kwargs.get("train_split", "train"),
+            train_manifest=None,
+        )
+    return VideoDataModule(**{**kwargs, "num_views": 1, "drop_last": False})
+
+
+def probe_scores(
+    encoder: torch.nn.Module, train_loader, test_loader, num_classes: int, knn_k: int
+) -> dict[str, float]:
+    """Linear-probe (L-BFGS, weight decay 1e-3) and kNN top-1 of frozen ``encoder`` features, in percent."""
+    train = extract_features(encoder, train_loader, description="train features")
+    test = extract_features(encoder, test_loader, description="test features")
+    linear = linear_probe(
+        train.features, train.labels, test.features, test.labels, num_classes, weight_decay=1e-3
+    )
+    knn = knn_accuracy(
+        train.features, train.labels, test.features, test.labels, k=knn_k, num_classes=num_classes
+    )
+    return {"linear_top1": linear.top1, "knn_top1": knn["top1"]}

@@ -1,5 +1,5 @@
-"""Pieces shared by the learning-signal benchmarks: a quiet CPU trainer, progress lines, the eval
-datamodule of frozen-feature probes and the linear-probe/kNN scores.
+"""Pieces shared by the learning-signal benchmarks: a quiet CPU trainer, progress lines, recipe fits
+through ``zoo fit``, the eval datamodule of frozen-feature probes and the linear-probe/kNN scores.
 
 Scripts in ``benchmarks/`` import it after putting their own folder first on ``sys.path``:
 
@@ -15,7 +15,9 @@ from typing import Any
 
 import lightning as L
 import torch
+import yaml
 
+from zoo.cli import main as zoo_main
 from zoo.data.datamodule import VideoDataModule
 from zoo.eval.features import extract_features
 from zoo.eval.knn import knn_accuracy
@@ -79,6 +81,54 @@ class EpochProgress(L.Callback):
             f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  loss {loss:.3f}  {minutes:.1f} min",
             flush=True,
         )
+
+
+def recipe_args(recipe: Path, section: str) -> dict[str, Any]:
+    """The ``init_args`` of ``section`` (``model`` or ``data``) of a recipe file."""
+    return dict(yaml.safe_load(recipe.read_text())[section]["init_args"])
+
+
+def zoo_fit(
+    recipe: Path, run_dir: Path, seed: int, max_epochs: int, init_args: dict[str, dict[str, Any]]
+) -> tuple[Path, float]:
+    """Fit ``recipe`` through ``zoo fit`` quietly, keeping the last checkpoint under ``run_dir/ckpt``.
+
+    Args:
+        recipe: the recipe file.
+        run_dir: the trainer's root folder, where the override file and the checkpoint go.
+        seed: the run's ``seed_everything``.
+        max_epochs: the number of epochs.
+        init_args: extra ``init_args`` per recipe section, e.g. ``{"model": {"num_bits": 32}}``.
+
+    Returns:
+        The last checkpoint and the minutes the fit took.
+    """
+    checkpoints = run_dir / "ckpt"
+    override = {
+        "seed_everything": seed,
+        "trainer": {
+            "max_epochs": max_epochs,
+            "default_root_dir": str(run_dir),
+            "logger": False,
+            "enable_progress_bar": False,
+            "limit_val_batches": 0,
+            "num_sanity_val_steps": 0,
+            "callbacks": [
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {"dirpath": str(checkpoints), "save_last": True},
+                }
+            ],
+        },
+        **{section: {"init_args": args} for section, args in init_args.items()},
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "override.yaml"
+    path.write_text(yaml.safe_dump(override))
+    start = time.perf_counter()
+    if zoo_main(["fit", "--config", str(recipe), "--config", str(path)]) != 0:
+        raise RuntimeError(f"zoo fit of {recipe} failed")
+    return checkpoints / "last.ckpt", (time.perf_counter() - start) / 60
 
 
 def eval_datamodule(datamodule_kwargs: dict[str, Any]) -> VideoDataModule:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from lightning.fabric.utilities.apply_func import move_data_to_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import StepProgress, cpu_trainer, eval_datamodule, probe_scores, timed_fit
+from common import StepProgress, cpu_trainer, eval_datamodule, probe_scores, timed_fit, write_report
 
 from zoo.data.datamodule import VideoDataModule
 from zoo.eval.clustering import clustering_scores
@@ -191,9 +191,7 @@ def main() -> None:
         f" (`--steps {args.steps} --budget-minutes {args.budget_minutes:g}`) on {platform.machine()} CPU, "
         f"torch {torch.__version__}.\n\n{table}\n{settings}\n"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

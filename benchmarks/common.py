@@ -9,6 +9,7 @@ Scripts in ``benchmarks/`` import it after putting their own folder first on ``s
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,25 @@ def probe_scores(
         train.features, train.labels, test.features, test.labels, k=knn_k, num_classes=num_classes
     )
     return {"linear_top1": linear.top1, "knn_top1": knn["top1"]}
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, out: Path, synth_root: bool = True) -> None:
+    """Add ``--seed``, ``--threads``, ``--synth-root`` (unless told not to) and ``--out`` to ``parser``.
+
+    Args:
+        parser: the script's parser.
+        out: the default report path.
+        synth_root: whether to add ``--synth-root``.
+    """
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    if synth_root:
+        parser.add_argument("--synth-root", default=None, help="where to generate SynthMotion")
+    parser.add_argument("--out", type=Path, default=out)
+
+
+def write_report(path: Path, text: str) -> None:
+    """Write the markdown report ``text`` to ``path`` (creating its folder) and say so."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"wrote {path}")

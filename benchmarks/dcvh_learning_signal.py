@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import recipe_args, zoo_fit
+from common import add_run_arguments, recipe_args, write_report, zoo_fit
 
 from zoo.data.datamodules import ImageTextDataModule
 from zoo.methods.dcvh import DCVH, cross_view_map, random_projection_codes
@@ -106,10 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bits", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--synth-root", default=None, help="where to generate SynthMotion")
-    parser.add_argument("--out", type=Path, default=OUT)
+    add_run_arguments(parser, OUT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data_args = {**recipe_args(RECIPE, "data"), "synth_root": args.synth_root, "num_workers": 0}
@@ -160,9 +157,7 @@ def main() -> None:
         "shows shape and colour but not motion (which the caption states); in the training split the "
         "background follows the motion (scene bias 0.8), in the test split it does not.\n"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

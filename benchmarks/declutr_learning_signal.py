@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import recipe_args, zoo_fit
+from common import add_run_arguments, recipe_args, write_report, zoo_fit
 
 from zoo.data.datamodules import DocumentDataModule
 from zoo.data.synthmotion import captions_by_video
@@ -107,10 +107,7 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--synth-root", default=None, help="where to generate SynthMotion")
-    parser.add_argument("--out", type=Path, default=OUT)
+    add_run_arguments(parser, OUT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     datamodule = DocumentDataModule(
@@ -160,9 +157,7 @@ def main() -> None:
         "shapes, colours and motions with each other, so a caption of another clip differing in one word is "
         "a hard negative; word and byte bags see the shared words directly.\n"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import EpochProgress, cpu_trainer, timed_fit
+from common import EpochProgress, cpu_trainer, timed_fit, write_report
 
 from zoo.data.datamodule import VideoDataModule
 from zoo.eval.retrieval import text_video_retrieval
@@ -174,9 +174,7 @@ def main() -> None:
         + "".join(f"Text→video {metric} per query language:\n\n{table}\n" for metric, table in tables.items())
         + f"{settings}\n"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

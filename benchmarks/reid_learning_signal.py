@@ -22,7 +22,7 @@ import lightning as L
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import EpochProgress, cpu_trainer, timed_fit
+from common import EpochProgress, add_run_arguments, cpu_trainer, timed_fit, write_report
 
 from zoo.data.datamodules import TrackletDataModule
 from zoo.methods.reid import TemporalResidualReID
@@ -87,10 +87,7 @@ def main() -> None:
     parser.add_argument("--identities", type=int, default=40, help="SynthMotion identities (half train)")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--synth-root", default=None, help="where to generate SynthMotion")
-    parser.add_argument("--out", type=Path, default=OUT)
+    add_run_arguments(parser, OUT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     synth = dict(
@@ -135,9 +132,7 @@ def main() -> None:
         f"torch {torch.__version__}, {args.threads} thread; 2 CPU cores shared with other jobs).\n\n"
         f"{table}\n{settings}\n\n{reading}\n"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import recipe_args, zoo_fit
+from common import add_run_arguments, recipe_args, write_report, zoo_fit
 
 from zoo.data.datamodules import MultipleChoiceQADataModule
 from zoo.eval.multiple_choice import multiple_choice_accuracy
@@ -53,9 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qa-epochs", type=int, default=8)
     parser.add_argument("--pretrain-epochs", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=OUT)
+    add_run_arguments(parser, OUT, synth_root=False)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     datamodule = MultipleChoiceQADataModule(**{**recipe_args(RECIPE, "data"), "num_workers": 0})
@@ -113,9 +111,7 @@ def main() -> None:
         "(questions on the motion, colour and shape of each clip, 5 candidates, accuracy in percent; a tie "
         "for the top counts as wrong). One seed: differences of a few points are within run-to-run noise.\n"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import argparse
 import copy
 import platform
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from lightning.fabric.utilities.apply_func import move_data_to_device
 
-sys.path.insert(0, str(Path(__file__).parent))
-from ssl_learning_signal import _eval_datamodule, _Progress, _scores
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import StepProgress, cpu_trainer, eval_datamodule, probe_scores, timed_fit, write_report
 
 from zoo.data.datamodule import VideoDataModule
 from zoo.eval.clustering import clustering_scores
@@ -83,25 +82,15 @@ def run_selavi_learning_signal(
     datamodule.setup("fit")
     model = SeLaVi(**model_kwargs)
     untrained = copy.deepcopy(model)
-    trainer = L.Trainer(
+    trainer = cpu_trainer(
         max_steps=max_steps,
         max_epochs=-1,
         max_time={"seconds": int(budget * 60)},
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
         log_every_n_steps=5,
-        enable_progress_bar=False,
-        callbacks=[_Progress(10)],
+        callbacks=[StepProgress(10)],
     )
-    start = time.perf_counter()
-    trainer.fit(model, datamodule)
-    minutes = (time.perf_counter() - start) / 60
-    eval_dm = _eval_datamodule(datamodule_kwargs)
+    minutes = timed_fit(trainer, model, datamodule)
+    eval_dm = eval_datamodule(datamodule_kwargs)
     eval_dm.setup("validate")
     eval_dm.setup("test")
     train_loader, test_loader = eval_dm.val_dataloader(), eval_dm.test_dataloader()
@@ -109,7 +98,7 @@ def run_selavi_learning_signal(
     rows = {}
     for name, net in (("trained", model), ("untrained", untrained)):
         rows[name] = {
-            **_scores(net.encoders["video"], train_loader, test_loader, num_classes, 20),
+            **probe_scores(net.encoders["video"], train_loader, test_loader, num_classes, 20),
             **_cross_modal(net, test_loader),
         }
     return {
@@ -202,9 +191,7 @@ def main() -> None:
         f" (`--steps {args.steps} --budget-minutes {args.budget_minutes:g}`) on {platform.machine()} CPU, "
         f"torch {torch.__version__}.\n\n{table}\n{settings}\n"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-import yaml
 from torch.utils.data import DataLoader
 
-from zoo.cli import main as zoo_main
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_run_arguments, recipe_args, write_report, zoo_fit
+
 from zoo.data.datamodules import ImageTextDataModule
 from zoo.methods.dcvh import DCVH, cross_view_map, random_projection_codes
 
@@ -34,10 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "dcvh" / "synthmotion.yaml"
 OUT = ROOT / "docs" / "benchmarks" / "dcvh_learning_signal.md"
 TASKS = ("image→text", "text→image", "image→image")
-
-
-def _recipe_args(section: str) -> dict[str, Any]:
-    return dict(yaml.safe_load(RECIPE.read_text())[section]["init_args"])
 
 
 @torch.no_grad()
@@ -86,34 +83,6 @@ def score(model: DCVH, datamodule: ImageTextDataModule, bits: int, seed: int) ->
     return {"dbe": learned, "lsh": lsh, "chance": chance}
 
 
-def fit(bits: int, epochs: int, seed: int, synth_root: str | None, work: Path) -> tuple[Path, float]:
-    """Fit the recipe with ``bits``-bit codes through ``zoo fit``; the last checkpoint and the minutes."""
-    override = {
-        "seed_everything": seed,
-        "trainer": {
-            "max_epochs": epochs,
-            "default_root_dir": str(work / f"run{bits}"),
-            "logger": False,
-            "enable_progress_bar": False,
-            "limit_val_batches": 0,
-            "num_sanity_val_steps": 0,
-            "callbacks": [
-                {
-                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                    "init_args": {"dirpath": str(work / f"ckpt{bits}"), "save_last": True},
-                }
-            ],
-        },
-        "model": {"init_args": {"num_bits": bits}},
-        "data": {"init_args": {"synth_root": synth_root}},
-    }
-    path = work / f"override{bits}.yaml"
-    path.write_text(yaml.safe_dump(override))
-    start = time.perf_counter()
-    assert zoo_main(["fit", "--config", str(RECIPE), "--config", str(path)]) == 0
-    return work / f"ckpt{bits}" / "last.ckpt", (time.perf_counter() - start) / 60
-
-
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| bits | codes | " + " | ".join(f"{t} mAP" for t in TASKS) + " |\n|---|---|"
@@ -137,13 +106,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bits", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--synth-root", default=None, help="where to generate SynthMotion")
-    parser.add_argument("--out", type=Path, default=OUT)
+    add_run_arguments(parser, OUT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data_args = {**_recipe_args("data"), "synth_root": args.synth_root, "num_workers": 0}
+    data_args = {**recipe_args(RECIPE, "data"), "synth_root": args.synth_root, "num_workers": 0}
     datamodule = ImageTextDataModule(**data_args)
     datamodule.prepare_data()
     rows = []
@@ -151,9 +117,15 @@ def main() -> None:
         for bits in args.bits:
             L.seed_everything(args.seed, verbose=False)
             untrained = DCVH(
-                **{**_recipe_args("model"), "num_bits": bits, "num_labels": len(datamodule.classes)}
+                **{**recipe_args(RECIPE, "model"), "num_bits": bits, "num_labels": len(datamodule.classes)}
             )
-            checkpoint, minutes = fit(bits, args.epochs, args.seed, args.synth_root, Path(tmp))
+            checkpoint, minutes = zoo_fit(
+                RECIPE,
+                Path(tmp) / f"run{bits}",
+                args.seed,
+                args.epochs,
+                {"model": {"num_bits": bits}, "data": {"synth_root": args.synth_root}},
+            )
             trained = DCVH.load_from_checkpoint(checkpoint, map_location="cpu")
             row = {
                 "bits": bits,
@@ -185,9 +157,7 @@ def main() -> None:
         "shows shape and colour but not motion (which the caption states); in the training split the "
         "background follows the motion (scene bias 0.8), in the test split it does not.\n"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

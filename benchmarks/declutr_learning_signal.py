@@ -18,19 +18,19 @@ from __future__ import annotations
 import argparse
 import csv
 import platform
+import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
-from zoo.cli import main as zoo_main
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_run_arguments, recipe_args, write_report, zoo_fit
+
 from zoo.data.datamodules import DocumentDataModule
 from zoo.data.synthmotion import captions_by_video
 from zoo.methods.declutr import DeCLUTR
@@ -38,10 +38,6 @@ from zoo.methods.declutr import DeCLUTR
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "declutr" / "synthmotion.yaml"
 OUT = ROOT / "docs" / "benchmarks" / "declutr_learning_signal.md"
-
-
-def _recipe_args(section: str) -> dict[str, Any]:
-    return dict(yaml.safe_load(RECIPE.read_text())[section]["init_args"])
 
 
 def test_captions(root: Path, languages: list[str]) -> tuple[list[str], np.ndarray]:
@@ -95,33 +91,6 @@ def bag_embeddings(texts: list[str], unit: str) -> torch.Tensor:
     return torch.from_numpy(matrix.toarray())
 
 
-def fit(epochs: int, seed: int, synth_root: str | None, work: Path) -> tuple[Path, float]:
-    """Fit the recipe through ``zoo fit``; the last checkpoint and the minutes it took."""
-    override = {
-        "seed_everything": seed,
-        "trainer": {
-            "max_epochs": epochs,
-            "default_root_dir": str(work / "run"),
-            "logger": False,
-            "enable_progress_bar": False,
-            "limit_val_batches": 0,
-            "num_sanity_val_steps": 0,
-            "callbacks": [
-                {
-                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                    "init_args": {"dirpath": str(work / "ckpt"), "save_last": True},
-                }
-            ],
-        },
-        "data": {"init_args": {"synth_root": synth_root, "num_workers": 0}},
-    }
-    path = work / "override.yaml"
-    path.write_text(yaml.safe_dump(override))
-    start = time.perf_counter()
-    assert zoo_main(["fit", "--config", str(RECIPE), "--config", str(path)]) == 0
-    return work / "ckpt" / "last.ckpt", (time.perf_counter() - start) / 60
-
-
 SETTINGS = {"English (2 templates)": ["en"], "en + de + fr + es (8 captions)": ["en", "de", "fr", "es"]}
 
 
@@ -138,21 +107,24 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--synth-root", default=None, help="where to generate SynthMotion")
-    parser.add_argument("--out", type=Path, default=OUT)
+    add_run_arguments(parser, OUT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     datamodule = DocumentDataModule(
-        **{**_recipe_args("data"), "synth_root": args.synth_root, "num_workers": 0}
+        **{**recipe_args(RECIPE, "data"), "synth_root": args.synth_root, "num_workers": 0}
     )
     datamodule.prepare_data()
     root = Path(datamodule.synth.folder)
     L.seed_everything(args.seed, verbose=False)
-    untrained = DeCLUTR(**_recipe_args("model"))
+    untrained = DeCLUTR(**recipe_args(RECIPE, "model"))
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint, minutes = fit(args.epochs, args.seed, args.synth_root, Path(tmp))
+        checkpoint, minutes = zoo_fit(
+            RECIPE,
+            Path(tmp) / "run",
+            args.seed,
+            args.epochs,
+            {"data": {"synth_root": args.synth_root, "num_workers": 0}},
+        )
         trained = DeCLUTR.load_from_checkpoint(checkpoint, map_location="cpu")
     results: dict[str, dict[str, dict[str, float]]] = {}
     counts = []
@@ -185,9 +157,7 @@ def main() -> None:
         "shapes, colours and motions with each other, so a caption of another clip differing in one word is "
         "a hard negative; word and byte bags see the shared words directly.\n"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import EpochProgress, cpu_trainer, timed_fit, write_report
 
 from zoo.data.datamodule import VideoDataModule
 from zoo.eval.retrieval import text_video_retrieval
@@ -75,33 +78,17 @@ def evaluate(model: MMP, datamodule: VideoDataModule) -> dict[str, float]:
     return text_video_retrieval(text @ video.T, torch.cat(owners), languages)
 
 
-class _Progress(L.Callback):
-    """One line per epoch: epoch, training loss, minutes."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        loss = float(trainer.callback_metrics.get("train/loss_epoch", float("nan")))
-        minutes = (time.perf_counter() - self.start) / 60
-        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  loss {loss:.3f}  {minutes:.1f} min",
-              flush=True)  # fmt: skip
-
-
 def run_variant(name: str, data_kwargs: dict[str, Any], model_kwargs: dict[str, Any], epochs: int, seed: int):
     """Scores of one variant after training (and of its untrained network), minutes and steps."""
     L.seed_everything(seed, workers=True, verbose=False)
     datamodule = VideoDataModule(**data_kwargs)
     model = MMP(**{**model_kwargs, **VARIANTS[name][1]}, languages=LANGUAGES)
     untrained = evaluate(model, datamodule)
-    trainer = L.Trainer(
-        max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0, enable_progress_bar=False,
-        callbacks=[_Progress()],
-    )  # fmt: skip
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
-    minutes = (time.perf_counter() - start) / 60
+    trainer = cpu_trainer(
+        max_epochs=epochs,
+        callbacks=[EpochProgress()],
+    )
+    minutes = timed_fit(trainer, model, datamodule)
     trained = evaluate(model, datamodule)
     print(f"{name}: " + ", ".join(f"{lang} {trained[f'{lang}/text_to_video/R@1']:.1f}" for lang in LANGUAGES)
           + f" ({minutes:.1f} min)", flush=True)  # fmt: skip
@@ -187,9 +174,7 @@ def main() -> None:
         + "".join(f"Text→video {metric} per query language:\n\n{table}\n" for metric, table in tables.items())
         + f"{settings}\n"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import EpochProgress, add_run_arguments, cpu_trainer, timed_fit, write_report
 
 from zoo.data.datamodules import TrackletDataModule
 from zoo.methods.reid import TemporalResidualReID
@@ -41,21 +44,6 @@ def _evaluate(model: TemporalResidualReID, datamodule: TrackletDataModule) -> di
     return {name: float(metrics[f"test/{name}"]) for name in METRICS}
 
 
-class _Progress(L.Callback):
-    """One line per epoch: epoch, training loss, minutes."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        loss = float(trainer.callback_metrics.get("train/loss_epoch", float("nan")))
-        minutes = (time.perf_counter() - self.start) / 60
-        print(
-            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  loss {loss:.3f}  {minutes:.1f} min",
-            flush=True,
-        )
-
-
 def run_variant(
     name: str, model_kwargs: dict[str, Any], data_kwargs: dict[str, Any], epochs: int, seed: int
 ) -> dict[str, Any]:
@@ -64,21 +52,11 @@ def run_variant(
     datamodule = TrackletDataModule(**data_kwargs)
     model = TemporalResidualReID(**{**model_kwargs, **VARIANTS[name][1]})
     untrained = _evaluate(model, datamodule)
-    trainer = L.Trainer(
+    trainer = cpu_trainer(
         max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        enable_progress_bar=False,
-        callbacks=[_Progress()],
+        callbacks=[EpochProgress()],
     )
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
-    minutes = (time.perf_counter() - start) / 60
+    minutes = timed_fit(trainer, model, datamodule)
     trained = _evaluate(model, datamodule)
     print(f"{name}: untrained {untrained}, trained {trained}, {minutes:.1f} min", flush=True)
     return {"variant": VARIANTS[name][0], "untrained": untrained, "trained": trained,
@@ -109,10 +87,7 @@ def main() -> None:
     parser.add_argument("--identities", type=int, default=40, help="SynthMotion identities (half train)")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--synth-root", default=None, help="where to generate SynthMotion")
-    parser.add_argument("--out", type=Path, default=OUT)
+    add_run_arguments(parser, OUT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     synth = dict(
@@ -157,9 +132,7 @@ def main() -> None:
         f"torch {torch.__version__}, {args.threads} thread; 2 CPU cores shared with other jobs).\n\n"
         f"{table}\n{settings}\n\n{reading}\n"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import importlib
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ssl_learning_signal import _eval_datamodule, _Progress
+from common import StepProgress, cpu_trainer, eval_datamodule, timed_fit
 
 from zoo.data.datamodule import VideoDataModule
 from zoo.data.synthmotion import BACKGROUNDS
@@ -103,25 +102,15 @@ def run(method: str, epochs: int, seed: int, untrained: bool = False) -> dict[st
     modality = model.hparams.probe_modality
     minutes, steps = 0.0, 0
     if not untrained:
-        trainer = L.Trainer(
+        trainer = cpu_trainer(
             max_epochs=epochs,
-            accelerator="cpu",
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
             log_every_n_steps=8,
-            enable_progress_bar=False,
             gradient_clip_val=trainer_args.get("gradient_clip_val"),
-            callbacks=[_Progress()],
+            callbacks=[StepProgress()],
         )
-        start = time.perf_counter()
-        trainer.fit(model, datamodule)
-        minutes, steps = (time.perf_counter() - start) / 60, trainer.global_step
+        minutes, steps = timed_fit(trainer, model, datamodule), trainer.global_step
     eval_args = {k: v for k, v in data_args.items() if k not in EVAL_DROP}
-    eval_dm = _eval_datamodule({**eval_args, "seed": seed})
+    eval_dm = eval_datamodule({**eval_args, "seed": seed})
     eval_dm.setup("validate")
     eval_dm.setup("test")
     return {

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,34 +29,12 @@ import lightning as L
 import torch
 
 from zoo.data.datamodule import VideoDataModule
-from zoo.eval.features import extract_features
-from zoo.eval.knn import knn_accuracy
-from zoo.eval.linear import linear_probe
 from zoo.methods.base import SSLMethod
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import StepProgress, cpu_trainer, eval_datamodule, probe_scores, timed_fit, write_report
+
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "ssl_learning_signal.md"
-TRAIN_ONLY_KEYS = ("num_views", "view_clips", "max_view_distance", "train_transform", "synth", "synth_root")
-
-
-def _eval_datamodule(datamodule_kwargs: dict[str, Any]) -> VideoDataModule:
-    """Train and test splits with the eval transform and centre clips: ``val`` = train, ``test`` = test."""
-    kwargs = {k: v for k, v in datamodule_kwargs.items() if k not in TRAIN_ONLY_KEYS}
-    if all(datamodule_kwargs.get(f"{s}_manifest") is None for s in ("train", "val", "test")):
-        from zoo.data import synthmotion
-
-        config = synthmotion.SynthMotionConfig(**(datamodule_kwargs.get("synth") or {}))
-        root = Path(datamodule_kwargs.get("synth_root") or synthmotion.default_root(config))
-        synthmotion.generate(root, config, progress=False)
-        kwargs.update(
-            train_manifest=None, val_manifest=str(root / "train.csv"), test_manifest=str(root / "test.csv")
-        )
-    else:
-        kwargs.update(
-            val_manifest=datamodule_kwargs["train_manifest"],
-            val_split=datamodule_kwargs.get("train_split", "train"),
-            train_manifest=None,
-        )
-    return VideoDataModule(**{**kwargs, "num_views": 1, "drop_last": False})
 
 
 def _seconds_per_step(model: SSLMethod, datamodule: VideoDataModule, steps: int = 4) -> float:
@@ -71,36 +50,6 @@ def _seconds_per_step(model: SSLMethod, datamodule: VideoDataModule, steps: int 
         optimizer.step()
         optimizer.zero_grad()
     return (time.perf_counter() - start) / steps
-
-
-class _Progress(L.Callback):
-    """One line every ``every`` steps: step, loss, minutes."""
-
-    def __init__(self, every: int = 25):
-        self.every, self.start = every, time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step % self.every == 0:
-            loss = float(trainer.callback_metrics.get("train/loss_step", float("nan")))
-            minutes = (time.perf_counter() - self.start) / 60
-            print(
-                f"step {trainer.global_step}/{trainer.max_steps}  loss {loss:.3f}  {minutes:.1f} min",
-                flush=True,
-            )
-
-
-def _scores(
-    encoder: torch.nn.Module, train_loader, test_loader, num_classes: int, knn_k: int
-) -> dict[str, float]:
-    train = extract_features(encoder, train_loader, description="train features")
-    test = extract_features(encoder, test_loader, description="test features")
-    linear = linear_probe(
-        train.features, train.labels, test.features, test.labels, num_classes, weight_decay=1e-3
-    )
-    knn = knn_accuracy(
-        train.features, train.labels, test.features, test.labels, k=knn_k, num_classes=num_classes
-    )
-    return {"linear_top1": linear.top1, "knn_top1": knn["top1"]}
 
 
 def run_learning_signal(
@@ -128,26 +77,16 @@ def run_learning_signal(
 
     step_s = _seconds_per_step(model, datamodule)
     max_steps = max(10, int(budget * 60 / step_s))
-    trainer = L.Trainer(
+    trainer = cpu_trainer(
         max_steps=max_steps,
         max_epochs=-1,
         max_time={"seconds": int(budget * 60 * 1.5) + 60},
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
         log_every_n_steps=10,
-        enable_progress_bar=False,
-        callbacks=[_Progress()],
+        callbacks=[StepProgress()],
     )
-    start = time.perf_counter()
-    trainer.fit(model, datamodule)
-    minutes = (time.perf_counter() - start) / 60
+    minutes = timed_fit(trainer, model, datamodule)
 
-    eval_dm = _eval_datamodule(datamodule_kwargs)
+    eval_dm = eval_datamodule(datamodule_kwargs)
     eval_dm.setup("validate")
     eval_dm.setup("test")
     loaders = (eval_dm.val_dataloader(), eval_dm.test_dataloader())
@@ -159,8 +98,8 @@ def run_learning_signal(
         "minutes": minutes,
         "steps": trainer.global_step,
         "epochs": trainer.global_step / max(1, trainer.num_training_batches),
-        "trained": _scores(model.encoders[modality], *loaders, num_classes, knn_k),
-        "untrained": _scores(untrained, *loaders, num_classes, knn_k),
+        "trained": probe_scores(model.encoders[modality], *loaders, num_classes, knn_k),
+        "untrained": probe_scores(untrained, *loaders, num_classes, knn_k),
         "chance": 100 / num_classes,
     }
 
@@ -262,14 +201,13 @@ def main() -> None:
     )
     machine = f"{platform.machine()}, torch {torch.__version__}, 1 thread"
     command = f"python benchmarks/ssl_learning_signal.py --budget-minutes {args.budget_minutes:g}"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
+    write_report(
+        args.out,
         "# Learning signal: SimCLR on SynthMotion (CPU)\n\n"
         f"Generated by `{command}` ({machine}; 2 CPU cores shared with other jobs, so step counts vary "
         "between runs).\n\n"
-        f"{table}\n{settings}\n\n{READING}\n"
+        f"{table}\n{settings}\n\n{READING}\n",
     )
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

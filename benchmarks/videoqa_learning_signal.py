@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
-import yaml
 from torch.utils.data import DataLoader
 
-from zoo.cli import main as zoo_main
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_run_arguments, recipe_args, write_report, zoo_fit
+
 from zoo.data.datamodules import MultipleChoiceQADataModule
 from zoo.eval.multiple_choice import multiple_choice_accuracy
 from zoo.methods.videoqa import VideoQA
@@ -33,10 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "videoqa" / "synthmotion.yaml"
 OUT = ROOT / "docs" / "benchmarks" / "videoqa_learning_signal.md"
 KINDS = ("motion", "color", "shape")
-
-
-def _recipe_args(section: str) -> dict[str, Any]:
-    return dict(yaml.safe_load(RECIPE.read_text())[section]["init_args"])
 
 
 @torch.no_grad()
@@ -53,46 +49,17 @@ def accuracy(model: VideoQA, datamodule: MultipleChoiceQADataModule) -> dict[str
     return multiple_choice_accuracy(torch.cat(scores), torch.cat(answers), kinds)
 
 
-def fit(name: str, pretrain_epochs: int, qa_epochs: int, seed: int, work: Path, model_args: dict) -> Path:
-    """Fit the recipe through ``zoo fit``; the last checkpoint."""
-    override = {
-        "seed_everything": seed,
-        "trainer": {
-            "max_epochs": pretrain_epochs + qa_epochs,
-            "default_root_dir": str(work / name),
-            "logger": False,
-            "enable_progress_bar": False,
-            "limit_val_batches": 0,
-            "num_sanity_val_steps": 0,
-            "callbacks": [
-                {
-                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                    "init_args": {"dirpath": str(work / name / "ckpt"), "save_last": True},
-                }
-            ],
-        },
-        "model": {"init_args": {"pretrain_epochs": pretrain_epochs, **model_args}},
-        "data": {"init_args": {"num_workers": 0}},
-    }
-    path = work / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(override))
-    assert zoo_main(["fit", "--config", str(RECIPE), "--config", str(path)]) == 0
-    return work / name / "ckpt" / "last.ckpt"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qa-epochs", type=int, default=8)
     parser.add_argument("--pretrain-epochs", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=OUT)
+    add_run_arguments(parser, OUT, synth_root=False)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    datamodule = MultipleChoiceQADataModule(**{**_recipe_args("data"), "num_workers": 0})
+    datamodule = MultipleChoiceQADataModule(**{**recipe_args(RECIPE, "data"), "num_workers": 0})
     datamodule.prepare_data()
     L.seed_everything(args.seed, verbose=False)
-    rows = [("untrained", accuracy(VideoQA(**_recipe_args("model")), datamodule), 0.0)]
+    rows = [("untrained", accuracy(VideoQA(**recipe_args(RECIPE, "model")), datamodule), 0.0)]
     runs = (
         ("QA only (no self-supervised stage)", 0, {}),
         (f"{args.pretrain_epochs} question-selection epochs, then QA", args.pretrain_epochs, {}),
@@ -100,9 +67,13 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         for k, (label, pretrain, model_args) in enumerate(runs):
-            start = time.perf_counter()
-            path = fit(f"run{k}", pretrain, args.qa_epochs, args.seed, Path(tmp), model_args)
-            minutes = (time.perf_counter() - start) / 60
+            path, minutes = zoo_fit(
+                RECIPE,
+                Path(tmp) / f"run{k}",
+                args.seed,
+                pretrain + args.qa_epochs,
+                {"model": {"pretrain_epochs": pretrain, **model_args}, "data": {"num_workers": 0}},
+            )
             result = accuracy(VideoQA.load_from_checkpoint(path, map_location="cpu"), datamodule)
             print(label, result, f"{minutes:.1f} min", flush=True)
             rows.append((label, result, minutes))
@@ -140,9 +111,7 @@ def main() -> None:
         "(questions on the motion, colour and shape of each clip, 5 candidates, accuracy in percent; a tie "
         "for the top counts as wrong). One seed: differences of a few points are within run-to-run noise.\n"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,20 @@ def test_space_time_mask_finds_the_frames_and_place_the_model_reads():
     assert mask[box].sum() / mask.sum() > 0.07  # five times the box's share of the clip (1.4 %)
 
 
+@pytest.mark.parametrize(
+    "explain, shape",
+    [(extremal_perturbation, (1, 3, 16, 16)), (extremal_perturbation_video, (1, 3, 4, 16, 16))],
+)
+def test_learning_rate_reaches_the_optimiser(explain, shape):
+    """A learning rate of 0 leaves the mask parameters at their start; a large one moves them."""
+    model, data = BoxDetector((slice(0, 2), slice(0, 2))), torch.rand(shape)
+    frozen, moved = (
+        explain(model, data, 1, [0.1], max_iter=3, step=2, sigma=4.0, jitter=False, learning_rate=lr)
+        for lr in (0.0, 1.0)
+    )
+    assert not torch.allclose(frozen.masks, moved.masks)
+
+
 def test_target_out_of_range_is_named():
     model = BoxDetector((slice(0, 2), slice(0, 2)))
     with pytest.raises(

@@ -410,6 +410,7 @@ def extremal_perturbation(
         max_iter,
         jitter,
         contrastive,
+        learning_rate=learning_rate,
         on_iteration=on_iteration,
     )
 
@@ -471,6 +472,7 @@ def extremal_perturbation_video(
         max_iter,
         jitter,
         contrastive,
+        learning_rate=learning_rate,
         on_iteration=on_iteration,
     )
 

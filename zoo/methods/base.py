@@ -61,10 +61,17 @@ __all__ = [
     "SSLMethod",
     "find_resume_checkpoint",
     "load_encoder",
+    "samples_with_sound",
 ]
 
 
 LRScaling = Literal["none", "linear", "sqrt"]
+
+
+def samples_with_sound(batch: dict[str, Any], size: int, device: torch.device) -> torch.Tensor:
+    """(B,) bool: samples whose spectrogram has sound (``audio_mask`` anywhere true; all without a mask)."""
+    mask = batch.get("audio_mask")
+    return mask.any(dim=-1) if mask is not None else torch.ones(size, dtype=torch.bool, device=device)
 
 
 @dataclass

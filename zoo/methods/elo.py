@@ -56,7 +56,7 @@ from torch import nn
 from zoo.catalog import Paper
 from zoo.errors import UsageError
 from zoo.eval.features import embed
-from zoo.methods.base import SSLMethod
+from zoo.methods.base import SSLMethod, samples_with_sound
 from zoo.methods.elo_search import STUDENT, TEACHERS, loss_names
 from zoo.methods.optim import OptimizerName
 from zoo.objectives.distillation import layer_distillation_loss, pool_channels
@@ -222,7 +222,9 @@ class ELo(SSLMethod):
             key, time_dim = TEACHER_INPUTS[teacher]
             x = self.require(batch, key, f"the {teacher} teacher reads it")
             keep = (
-                _has_sound(batch, len(x), x.device) if teacher == "audio" else torch.ones_like(reverse)
+                samples_with_sound(batch, len(x), x.device)
+                if teacher == "audio"
+                else torch.ones_like(reverse)
             )  # (B,)
             if not keep.any():
                 continue
@@ -252,9 +254,3 @@ def _reverse(x: torch.Tensor, flags: torch.Tensor, time_dim: int) -> torch.Tenso
 
 def _reverse_loss(logits: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.squeeze(1), flags.float())
-
-
-def _has_sound(batch: dict[str, Any], size: int, device: torch.device) -> torch.Tensor:
-    """(B,) bool: samples whose spectrogram has sound (all of them without an ``audio_mask``)."""
-    mask = batch.get("audio_mask")
-    return mask.any(dim=1) if mask is not None else torch.ones(size, dtype=torch.bool, device=device)

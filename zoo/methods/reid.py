@@ -25,7 +25,7 @@ from zoo.catalog import Paper
 from zoo.errors import UsageError
 from zoo.eval.reid import reid_metrics
 from zoo.methods.optim import OptimizerName, build_optimizer, param_groups, per_step_schedule
-from zoo.models.reid import ReIDNet, TrackletTooShortError
+from zoo.models.reid import ReIDNet, TrackletTooShortError, TransformFamily
 from zoo.objectives.ranking import batch_hard_triplet_loss
 
 __all__ = ["TemporalResidualReID"]
@@ -93,7 +93,7 @@ class TemporalResidualReID(LightningModule):
         num_classes: int | None = None,
         use_st2n: bool = True,
         use_trl: bool = True,
-        st2n_transform: Literal["translation", "scale_translation", "affine"] = "scale_translation",
+        st2n_transform: TransformFamily = "scale_translation",
         st2n_hidden_dim: int = 128,
         st2n_max_scale_change: float = 0.5,
         st2n_max_shift: float = 0.5,

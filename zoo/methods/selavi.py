@@ -35,7 +35,7 @@ from torch import nn
 from zoo.catalog import Paper
 from zoo.errors import UsageError
 from zoo.eval.clustering import clustering_scores
-from zoo.methods.base import SSLMethod
+from zoo.methods.base import SSLMethod, samples_with_sound
 from zoo.methods.memory import LabelBuffer
 from zoo.models.self_label_head import SelfLabelHead
 from zoo.objectives.self_labelling import (
@@ -173,10 +173,7 @@ class SeLaVi(SSLMethod):
     def _sound(self, batch: dict[str, Any]) -> torch.Tensor:
         """(B,) True where the clip has sound; raises for silent clips under ``missing_audio: raise``."""
         audio = self.require(batch, "audio", "give the data module audio: true and num_views: 1")
-        mask = batch.get("audio_mask")
-        has_sound = (
-            torch.ones(len(audio), dtype=torch.bool, device=audio.device) if mask is None else mask.any(-1)
-        )
+        has_sound = samples_with_sound(batch, len(audio), audio.device)
         if self.hparams.missing_audio == "raise" and not bool(has_sound.all()):
             raise AudioMissingInBatchError(
                 f"SeLaVi: {int((~has_sound).sum())} clip(s) without audio in the batch (sample index "

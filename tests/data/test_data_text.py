@@ -442,3 +442,68 @@ def test_caption_collate_in_dataloader_workers(bpe_file):
     assert batch["video"].shape == (2, 1, 2) and batch["text"]["input_ids"].shape[:2] == (2, 2)
     assert batch["text_language"].tolist() == [[0, 1], [0, 1]]
     assert _decoded(collate.tokenizer, batch["text"]) == [["en 2 0", "de 2 0"], ["en 3 0", "de 3 0"]]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# truncation: counted over every process, the first text named once, the total reported by the DataModule
+
+
+def test_every_kind_counts_exactly_the_texts_it_truncates(bpe_file, hf_folder):
+    for spec in ("bytes", str(bpe_file), str(hf_folder)):
+        tokenizer = build_tokenizer(spec, max_length=16)
+        texts = [SAMPLES["en"][:n] for n in (1, 5, 10, 20, 40, len(SAMPLES["en"]))] + [
+            " ".join(SAMPLES.values())
+        ]
+        lengths = [tokenizer.untruncated_length(text) for text in texts]
+        exact = next(
+            t for t in (SAMPLES["en"][:n] for n in range(80)) if tokenizer.untruncated_length(t) == 16
+        )
+        with pytest.warns(UserWarning, match="truncated") as caught:
+            tokenizer([*texts, exact])
+            tokenizer(texts)
+        assert len([w for w in caught if "truncated" in str(w.message)]) == 1  # named once, not per batch
+        expected = sum(length > 16 for length in lengths)
+        assert 0 < expected < len(texts), spec
+        assert (tokenizer.truncation.truncated, tokenizer.truncation.total) == (
+            2 * expected,
+            2 * len(texts) + 1,
+        )
+        assert all(len(ids) <= 16 for ids in tokenizer.encode_batch(texts))
+
+
+class _TextsOfGrowingLength(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 12
+
+    def __getitem__(self, index: int) -> dict:
+        return {"index": index, "text": "x" * index}  # index + 2 byte ids
+
+
+def test_truncations_in_dataloader_workers_reach_the_main_process():
+    tokenizer = build_tokenizer("bytes", max_length=8)
+    loader = DataLoader(
+        _TextsOfGrowingLength(), batch_size=2, num_workers=2, collate_fn=CaptionCollate(tokenizer)
+    )
+    assert sum(1 for _ in loader) == 6  # each worker collates three batches in its own process
+    assert tokenizer.truncation.total == 12
+    assert tokenizer.truncation.truncated == sum(index + 2 > 8 for index in range(12)) == 5
+
+
+def test_datamodule_reports_the_truncated_captions_once_at_the_end_of_the_stage(tmp_path):
+    from zoo.data.datamodule import VideoDataModule
+
+    root = generate_synth(tmp_path / "synth", tiny_synth())
+    module = VideoDataModule(
+        synth=tiny_synth(), synth_root=str(root), num_frames=2, stride=2, size=16, batch_size=4,
+        num_workers=2, text=True, max_text_length=12,
+    )  # fmt: skip
+    module.setup("fit")
+    batches = list(module.train_dataloader())  # the workers name the first truncated caption on stderr
+    cut = sum(int(mask.sum()) == 12 for batch in batches for mask in batch["text"]["attention_mask"])
+    assert cut > 0
+    with pytest.warns(
+        UserWarning, match=rf"^{cut} of \d+ texts were longer than max_text_length=12"
+    ) as caught:
+        module.teardown("fit")
+    assert len([w for w in caught if "max_text_length=12" in str(w.message)]) == 1
+    assert module.tokenizer.truncation.truncated == 0  # reported, then counted afresh

@@ -616,3 +616,16 @@ class ZooDataModule(LightningDataModule):
                     f"{split}: skipped {stats['bad_records']} unreadable files "
                     f"({stats['bad_fraction']:.1%} of {len(self.datasets[split])}): {shown}"
                 )
+        self.report_truncated_texts()
+
+    def report_truncated_texts(self) -> None:
+        """Warn once how many texts the tokenizer truncated since the last report (all workers counted)."""
+        if self.tokenizer is None or not self.tokenizer.truncation.truncated:
+            return
+        count = self.tokenizer.truncation
+        rank_zero_warn(
+            f"{count.truncated} of {count.total} texts were longer than max_text_length="
+            f"{self.tokenizer.max_length} tokens of the tokenizer {self.tokenizer.name!r} and were truncated; "
+            "raise data.max_text_length to keep them whole"
+        )
+        count.reset()

@@ -23,6 +23,10 @@ Every tokenizer adds its own special tokens (``[CLS] ... [SEP]``, ``<s> ... </s>
 ``max_length`` ids (specials included) and pads on the right with ``pad_id``; ``attention_mask`` is 1 on
 real tokens. A ``transformers`` tokenizer without a pad token pads with its eos token (masked out).
 
+Every tokenizer counts the texts it truncated (:class:`TruncationCount`, in shared memory, so the counts of
+DataLoader workers reach the main process): the first truncated text is named once in a warning, and
+:class:`~zoo.data.base.ZooDataModule` reports the total at the end of each stage.
+
 ``tokenize`` / ``detokenize`` split a text into the model's tokens as pieces of the text (no special tokens,
 no truncation) and join a run of them back into text: DeCLUTR's span sampler counts spans in these tokens::
 
@@ -42,6 +46,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -58,6 +63,7 @@ __all__ = [
     "TextTokenizer",
     "TokenizerNotFoundError",
     "TokenizersTokenizer",
+    "TruncationCount",
     "build_tokenizer",
     "read_caption_texts",
     "train_tokenizer",
@@ -104,6 +110,42 @@ def _import_transformers(what: str):
 # Tokenizers
 
 
+class TruncationCount:
+    """How many texts a tokenizer truncated, of how many it tokenised, over every process that holds it.
+
+    The counts live in shared memory, one row per DataLoader worker (row 0: the main process), so workers
+    never write the same numbers and the main process reads their sum.
+    """
+
+    ROWS = 65  # the main process and 64 workers (higher worker ids share rows modulo)
+
+    def __init__(self):
+        self._counts = torch.zeros(self.ROWS, 2, dtype=torch.long).share_memory_()  # (ROWS, [truncated, all])
+
+    def add(self, truncated: int, total: int) -> bool:
+        """Count a batch; True when these are the first truncated texts anywhere."""
+        first = truncated > 0 and self.truncated == 0
+        worker = torch.utils.data.get_worker_info()
+        row = 0 if worker is None else 1 + worker.id % (self.ROWS - 1)
+        self._counts[row, 0] += truncated
+        self._counts[row, 1] += total
+        return first
+
+    @property
+    def truncated(self) -> int:
+        """Texts cut to ``max_length`` so far."""
+        return int(self._counts[:, 0].sum())
+
+    @property
+    def total(self) -> int:
+        """Texts tokenised so far."""
+        return int(self._counts[:, 1].sum())
+
+    def reset(self) -> None:
+        """Start counting again (after a report)."""
+        self._counts.zero_()
+
+
 class TextTokenizer(ABC):
     """Texts -> padded ids. Subclasses encode (specials added, truncated); this class pads.
 
@@ -112,6 +154,7 @@ class TextTokenizer(ABC):
         vocab_size: number of ids (every id is below it).
         pad_id: the id of padding positions.
         max_length: most ids per text, special tokens included.
+        truncation: the texts truncated so far (:class:`TruncationCount`).
     """
 
     name: str
@@ -119,9 +162,16 @@ class TextTokenizer(ABC):
     pad_id: int
     max_length: int
 
+    def __init__(self):
+        self.truncation = TruncationCount()
+
     @abstractmethod
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Ids of each text, special tokens added, at most ``max_length`` of them."""
+
+    @abstractmethod
+    def untruncated_length(self, text: str) -> int:
+        """How many ids ``text`` encodes to, special tokens included, before truncation."""
 
     @abstractmethod
     def decode(self, ids: Sequence[int]) -> str:
@@ -172,7 +222,9 @@ class TextTokenizer(ABC):
         """
         if isinstance(texts, str):
             raise TypeError("a TextTokenizer takes a list of texts, not one string")
-        encoded = self.encode_batch(list(texts))
+        texts = list(texts)
+        encoded = self.encode_batch(texts)
+        self._count_truncated(texts, encoded)
         length = max((len(ids) for ids in encoded), default=0)
         input_ids = torch.full((len(encoded), length), self.pad_id, dtype=torch.long)  # (B, L)
         attention_mask = torch.zeros((len(encoded), length), dtype=torch.long)  # (B, L)
@@ -180,6 +232,19 @@ class TextTokenizer(ABC):
             input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
             attention_mask[row, : len(ids)] = 1
         return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+    def _count_truncated(self, texts: list[str], encoded: list[list[int]]) -> None:
+        """Count the texts cut to ``max_length`` (only those of exactly that length can have been)."""
+        cut = [text for text, ids in zip(texts, encoded) if len(ids) >= self.max_length]
+        cut = [text for text in cut if self.untruncated_length(text) > self.max_length]
+        if self.truncation.add(len(cut), len(texts)):
+            shown = cut[0] if len(cut[0]) <= 80 else cut[0][:77] + "..."
+            warnings.warn(
+                f"texts longer than max_length={self.max_length} tokens of the tokenizer {self.name!r} are "
+                f"truncated, e.g. {shown!r} ({self.untruncated_length(cut[0])} tokens); they are counted and "
+                "the total is reported at the end of the stage (raise max_text_length to keep them whole)",
+                stacklevel=3,
+            )
 
     def __repr__(self) -> str:
         return (
@@ -201,6 +266,7 @@ class ByteTokenizer(TextTokenizer):
     OFFSET = 3
 
     def __init__(self, max_length: int = DEFAULT_MAX_LENGTH):
+        super().__init__()
         self.name, self.max_length = "bytes", max_length
         self.vocab_size, self.pad_id = 256 + self.OFFSET, self.PAD
 
@@ -214,6 +280,10 @@ class ByteTokenizer(TextTokenizer):
                 cut -= 1
             encoded.append([self.BOS, *(byte + self.OFFSET for byte in data[:cut]), self.EOS])
         return encoded
+
+    def untruncated_length(self, text: str) -> int:
+        """bos, the text's UTF-8 bytes, eos."""
+        return len(text.encode("utf-8")) + 2
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids`` (pad, bos and eos dropped)."""
@@ -234,6 +304,7 @@ class TokenizersTokenizer(TextTokenizer):
     """
 
     def __init__(self, path: str | os.PathLike, max_length: int = DEFAULT_MAX_LENGTH):
+        super().__init__()
         tokenizers = _import_tokenizers(f"the tokenizer file {str(path)!r}")
         try:
             tokenizer = tokenizers.Tokenizer.from_file(str(path))
@@ -255,6 +326,10 @@ class TokenizersTokenizer(TextTokenizer):
         """Ids of each text, special tokens added by the file's post-processor, truncated."""
         return [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]
 
+    def untruncated_length(self, text: str) -> int:
+        """Ids of the untruncated encoding, special tokens included."""
+        return len(self.untruncated.encode(text).ids)
+
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids`` (special tokens dropped)."""
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
@@ -274,6 +349,7 @@ class HFTokenizer(TextTokenizer):
     """
 
     def __init__(self, name: str, max_length: int = DEFAULT_MAX_LENGTH, revision: str | None = None):
+        super().__init__()
         transformers = _import_transformers(f"the tokenizer {name!r}")
         local = Path(name).expanduser().is_dir()
         kwargs: dict[str, Any] = {"local_files_only": True} if local else _hub_kwargs(revision)
@@ -302,6 +378,12 @@ class HFTokenizer(TextTokenizer):
         return self.tokenizer(
             list(texts), add_special_tokens=True, truncation=True, max_length=self.max_length
         )["input_ids"]
+
+    def untruncated_length(self, text: str) -> int:
+        """Ids of the untruncated encoding, special tokens included."""
+        return len(
+            self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        )
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids`` (special tokens dropped)."""

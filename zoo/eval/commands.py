@@ -278,13 +278,7 @@ def _run_text_video_retrieval(args: argparse.Namespace) -> int:
                 f"caption (first: {missing[0]}); they are only distractors in that language"
             )
     tokenizer = build_tokenizer(args.tokenizer, max_length=args.max_text_length)
-    untruncated = build_tokenizer(args.tokenizer, max_length=1 << 20)
     texts = [caption for _, caption, _ in rows]
-    too_long = sum(len(ids) > args.max_text_length for ids in untruncated.encode_batch(texts))
-    if too_long:
-        print(
-            f"{captions_path}: {too_long} of {len(texts)} captions truncated to {args.max_text_length} tokens"
-        )
     video_tower = load_model(args.model, "video", args.seed).to(args.device).eval()
     text_tower = load_model(args.model, "text", args.seed).to(args.device).eval()
     videos = torch.zeros(len(records), 0)
@@ -303,6 +297,11 @@ def _run_text_video_retrieval(args: argparse.Namespace) -> int:
                 .cpu()
             )
     text = torch.cat(embeddings)
+    if tokenizer.truncation.truncated:
+        print(
+            f"{captions_path}: {tokenizer.truncation.truncated} of {len(texts)} captions truncated to "
+            f"{args.max_text_length} tokens"
+        )
     if text.shape[1] != videos.shape[1]:
         raise UsageError(
             f"{args.model}: the text tower embeds into {text.shape[1]} dimensions and the video tower into "

@@ -39,10 +39,12 @@ from zoo.serialization import safe_torch_load
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 BATCH = 4
-SYNTH = tiny_synth(num_classes=2, train_per_class=4, val_per_class=1, test_per_class=1, audio=True)
+SYNTH = tiny_synth(  # 20 frames: CMD needs its clip, its future window and a hard negative
+    num_classes=2, train_per_class=4, val_per_class=1, test_per_class=1, audio=True, num_frames=20
+)
 NUM_TRAIN = 8  # training clips of SYNTH
 WORLD = 2
-# recipe -> model init_args changed for the comparison (see the module docstring)
+# case (a recipe, or a recipe with a batch variant) -> model init_args changed for the comparison (see the module docstring)
 METHODS = {
     "simclr": {},
     "moco": {},
@@ -52,7 +54,14 @@ METHODS = {
     "declutr": {"mlm_weight": 0.0},
     "selavi": {},
     "xdc": {},
+    "selavi-uneven-sound": {},  # one rank's clips all sound, the other's half silent
+    "xdc-uneven-sound": {"silent_clips": "skip"},
 }
+SILENT_SAMPLE = 3  # silenced in the "-uneven-sound" cases: rank 0 has two sounding clips, rank 1 one
+
+
+def _recipe(case: str) -> str:
+    return case.split("-")[0]
 
 
 def _instantiate(spec: dict[str, Any], **extra: Any) -> Any:
@@ -60,11 +69,11 @@ def _instantiate(spec: dict[str, Any], **extra: Any) -> Any:
     return getattr(importlib.import_module(module), name)(**{**spec.get("init_args", {}), **extra})
 
 
-def _model(recipe: str) -> SSLMethod:
-    """The recipe's method in float64 with the same weights on every process."""
-    spec = yaml.safe_load((CONFIGS / recipe / "synthmotion.yaml").read_text())["model"]
+def _model(case: str) -> SSLMethod:
+    """The case's recipe method in float64 with the same weights on every process."""
+    spec = yaml.safe_load((CONFIGS / _recipe(case) / "synthmotion.yaml").read_text())["model"]
     torch.manual_seed(0)
-    model = _instantiate(spec, **METHODS[recipe], num_classes=2).double()
+    model = _instantiate(spec, **METHODS[case], num_classes=2).double()
     model.eval()  # BatchNorm on running statistics, no dropout (gradients flow as in training)
     generator = torch.Generator().manual_seed(1)
     for buffer in model.label_buffers.values():  # SeLaVi, XDC: what the dataset pass would have written
@@ -76,12 +85,11 @@ def _model(recipe: str) -> SSLMethod:
     return model
 
 
-def _batch(recipe: str, synth_root: Path) -> dict[str, Any]:
-    """One batch of ``BATCH`` samples from the recipe's data module on the tiny set, float tensors in float64."""
-    data = yaml.safe_load((CONFIGS / recipe / "synthmotion.yaml").read_text())["data"]
-    clips = (
-        {"num_frames": 4} if "num_frames" in data["init_args"] else {}
-    )  # 4 of the 8 frames, as in fit tests
+def _batch(case: str, synth_root: Path) -> dict[str, Any]:
+    """One batch of ``BATCH`` samples from the case's recipe data module on the tiny set, float tensors in
+    float64; ``SILENT_SAMPLE`` without sound in the ``-uneven-sound`` cases."""
+    data = yaml.safe_load((CONFIGS / _recipe(case) / "synthmotion.yaml").read_text())["data"]
+    clips = {"num_frames": 4} if "num_frames" in data["init_args"] else {}  # 4 frames a clip, as in fit tests
     module = _instantiate(
         data,
         **clips,
@@ -95,6 +103,9 @@ def _batch(recipe: str, synth_root: Path) -> dict[str, Any]:
     module.setup("fit")
     torch.manual_seed(0)
     batch = next(iter(module.train_dataloader()))
+    if case.endswith("-uneven-sound"):
+        batch["audio_mask"][SILENT_SAMPLE] = False
+        batch["audio"][SILENT_SAMPLE] = 0.0
     return apply_to_collection(batch, torch.Tensor, lambda t: t.double() if t.is_floating_point() else t)
 
 
@@ -123,14 +134,14 @@ def _step(model: SSLMethod, batch: dict[str, Any]) -> dict[str, Any]:
 
 
 def _worker(rank: int, out_dir: str) -> None:
-    for recipe in METHODS:
-        batch = torch.load(Path(out_dir) / f"{recipe}.batch.pt", weights_only=False)
+    for case in METHODS:
+        batch = torch.load(Path(out_dir) / f"{case}.batch.pt", weights_only=False)
         per_rank = BATCH // WORLD
-        result = _step(_model(recipe), _split(batch, slice(rank * per_rank, (rank + 1) * per_rank)))
+        result = _step(_model(case), _split(batch, slice(rank * per_rank, (rank + 1) * per_rank)))
         for tensor in [result["loss"], *result["grads"].values()]:
             dist.all_reduce(tensor)
             tensor /= WORLD  # DDP averages the gradients over the ranks
-        torch.save(result, Path(out_dir) / f"{recipe}.rank{rank}.pt")
+        torch.save(result, Path(out_dir) / f"{case}.rank{rank}.pt")
 
 
 @pytest.fixture(scope="module")
@@ -139,21 +150,21 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ddp")
     synth_root = out / "synth"
     generate_synth(synth_root, SYNTH)
-    for recipe in METHODS:
-        batch = _batch(recipe, synth_root)
-        torch.save(batch, out / f"{recipe}.batch.pt")
-        torch.save(_step(_model(recipe), batch), out / f"{recipe}.single.pt")
+    for case in METHODS:
+        batch = _batch(case, synth_root)
+        torch.save(batch, out / f"{case}.batch.pt")
+        torch.save(_step(_model(case), batch), out / f"{case}.single.pt")
     run_ranks(_worker, str(out), world=WORLD, timeout_s=300)
     return out
 
 
-@pytest.mark.slow  # about 50 s of CPU for the eight recipes (data, one process, two ranks)
-@pytest.mark.parametrize("recipe", list(METHODS))
-def test_two_ranks_with_half_the_batch_equal_one_process(runs, recipe):
-    single = torch.load(runs / f"{recipe}.single.pt", weights_only=True)
-    assert single["grads"], f"{recipe}: no gradient at all"
+@pytest.mark.slow  # about a minute of CPU for the ten cases (data, one process, two ranks)
+@pytest.mark.parametrize("case", list(METHODS))
+def test_two_ranks_with_half_the_batch_equal_one_process(runs, case):
+    single = torch.load(runs / f"{case}.single.pt", weights_only=True)
+    assert single["grads"], f"{case}: no gradient at all"
     for rank in range(WORLD):
-        ranked = torch.load(runs / f"{recipe}.rank{rank}.pt", weights_only=True)
+        ranked = torch.load(runs / f"{case}.rank{rank}.pt", weights_only=True)
         torch.testing.assert_close(ranked["loss"], single["loss"], rtol=1e-9, atol=1e-9)
         assert ranked["grads"].keys() == single["grads"].keys()
         for name, grad in single["grads"].items():

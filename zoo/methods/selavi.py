@@ -15,7 +15,8 @@ its own pass over the (augmented) data ("DH"). Passes run at ``total·linspace(0
 steps, denser early, after 20 batches that warm up the BatchNorm statistics.
 
 Clips without sound (``audio_mask`` all False) never enter the audio encoder: their audio term is left
-out of the loss, their label comes from the video probabilities alone (``P = p_video²``), and the
+out of the loss (the audio term is the mean over the sounding clips of the whole global batch, whatever
+their share on each rank), their label comes from the video probabilities alone (``P = p_video²``), and the
 fraction is logged as ``train/audio_missing`` — or, with ``missing_audio: raise``, such a clip is an error.
 
 The published checkpoints (``selavi-*``) convert with :mod:`zoo.convert.selavi` onto this module's state
@@ -38,6 +39,7 @@ from zoo.eval.clustering import clustering_scores
 from zoo.methods.base import SSLMethod, samples_with_sound
 from zoo.methods.memory import LabelBuffer
 from zoo.models.self_label_head import SelfLabelHead
+from zoo.objectives.distributed import global_weighted_mean
 from zoo.objectives.self_labelling import (
     SizeOrder,
     gaussian_cluster_sizes,
@@ -193,10 +195,18 @@ class SeLaVi(SSLMethod):
             raise RuntimeError("SeLaVi: samples without self-labels; the first clustering runs at step 0")
         features = self.embed("video", video)  # (B, F)
         loss_video = self._head_loss(self.head_logits("video", features), labels)
-        loss_audio = features.new_zeros(())
+        audio_losses = features.new_zeros(0)  # (B_sound,): mean over heads of each sounding clip's CE
         if bool(has_sound.any()):  # silent clips never enter the audio encoder
             audio_features = self.embed("audio", batch["audio"][has_sound])
-            loss_audio = self._head_loss(self.head_logits("audio", audio_features), labels[:, has_sound])
+            audio_logits = self.head_logits("audio", audio_features)  # (H, B_sound, K)
+            audio_losses = (
+                F.cross_entropy(audio_logits.flatten(0, 1), labels[:, has_sound].flatten(), reduction="none")
+                .view(audio_logits.shape[:2])
+                .mean(0)
+            )
+        # the mean over the sounding clips of every rank (not of each rank), so uneven silence between ranks
+        # gives the loss and gradients of one process over the global batch
+        loss_audio = global_weighted_mean(audio_losses, torch.ones_like(audio_losses))
         loss = 0.5 * loss_video + 0.5 * loss_audio  # §3.2
         return {
             "loss": loss,

@@ -507,3 +507,29 @@ def test_datamodule_reports_the_truncated_captions_once_at_the_end_of_the_stage(
         module.teardown("fit")
     assert len([w for w in caught if "max_text_length=12" in str(w.message)]) == 1
     assert module.tokenizer.truncation.truncated == 0  # reported, then counted afresh
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a word vocabulary (.npy): GDT's HowTo100M text tower
+
+
+def test_word_vocabulary_numbers_known_words_from_one_and_pads_to_max_length(tmp_path):
+    np.save(tmp_path / "dict.npy", np.array(["the", "The", "man", "cuts", "don't", "onion", "été"]))
+    tokenizer = build_tokenizer(str(tmp_path / "dict.npy"), max_length=6)
+    batch = tokenizer(["The man cuts the onion!", "don't cut, the man; été", "nothing known"])
+    assert batch["input_ids"].tolist() == [[2, 3, 4, 1, 6, 0], [5, 1, 3, 7, 0, 0], [0] * 6]
+    assert batch["attention_mask"].tolist() == [[1] * 5 + [0], [1] * 4 + [0, 0], [0] * 6]
+    assert tokenizer.decode(batch["input_ids"][1]) == "don't the man été"
+    assert tokenizer.tokenize("The man, unknown cuts") == ["The ", "man, unknown ", "cuts"]
+    with pytest.warns(UserWarning, match="truncated"):
+        long = tokenizer(["the man " * 5])  # 10 known words, 6 kept
+    assert long["input_ids"].tolist() == [[1, 3] * 3] and tokenizer.truncation.truncated == 1
+
+
+def test_word_vocabulary_of_python_objects_is_refused_without_loading_it(tmp_path):
+    np.save(tmp_path / "objects.npy", np.array(["a", 1, None], dtype=object), allow_pickle=True)
+    with pytest.raises(UsageError, match=r"objects\.npy' holds Python objects .* zoo does not load"):
+        build_tokenizer(str(tmp_path / "objects.npy"))
+    np.save(tmp_path / "matrix.npy", np.zeros((2, 3)))
+    with pytest.raises(UsageError, match="a vocabulary is a 1-D array of words"):
+        build_tokenizer(str(tmp_path / "matrix.npy"))

@@ -10,6 +10,8 @@ DataLoader workers) that maps a list of texts to padded ids::
 Specs, tried in this order:
 
 - ``"bytes"``: UTF-8 bytes plus pad / bos / eos ids; needs no file and no extra package;
+- a ``.npy`` array of words: a word-level vocabulary numbered from 1 (0 pads), as GDT's HowTo100M text
+  tower reads (``dict.npy``); needs no extra package;
 - a ``tokenizer.json`` file, or a folder holding only one (what :func:`train_tokenizer` and
   ``zoo data tokenizer`` write), read with the ``tokenizers`` library;
 - a ``transformers`` tokenizer folder (``save_pretrained``: ``tokenizer_config.json`` beside the files);
@@ -52,6 +54,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from zoo.errors import UsageError
@@ -64,6 +67,7 @@ __all__ = [
     "TokenizerNotFoundError",
     "TokenizersTokenizer",
     "TruncationCount",
+    "WordVocabularyTokenizer",
     "build_tokenizer",
     "read_caption_texts",
     "train_tokenizer",
@@ -162,6 +166,9 @@ class TextTokenizer(ABC):
     pad_id: int
     max_length: int
 
+    pad_to_max_length = False
+    """Pad every batch to ``max_length`` instead of its longest text (models that pool over padding)."""
+
     def __init__(self):
         self.truncation = TruncationCount()
 
@@ -225,7 +232,7 @@ class TextTokenizer(ABC):
         texts = list(texts)
         encoded = self.encode_batch(texts)
         self._count_truncated(texts, encoded)
-        length = max((len(ids) for ids in encoded), default=0)
+        length = self.max_length if self.pad_to_max_length else max((len(ids) for ids in encoded), default=0)
         input_ids = torch.full((len(encoded), length), self.pad_id, dtype=torch.long)  # (B, L)
         attention_mask = torch.zeros((len(encoded), length), dtype=torch.long)  # (B, L)
         for row, ids in enumerate(encoded):
@@ -339,6 +346,60 @@ class TokenizersTokenizer(TextTokenizer):
         return [start for start, _ in self.untruncated.encode(text, add_special_tokens=False).offsets]
 
 
+class WordVocabularyTokenizer(TextTokenizer):
+    """Words of a fixed vocabulary: word ``i`` of a ``.npy`` array has id ``i + 1``, 0 pads.
+
+    GDT's HowTo100M text tower (the original's ``HT100MDataset``): words are the runs of ``[\\w']``
+    characters, case kept; words outside the vocabulary are dropped; no special tokens; every text is
+    padded to ``max_length`` (the original's ``max_words``, 20), because the tower max-pools over the padding.
+
+    Args:
+        path: the vocabulary, a 1-D ``.npy`` array of strings (``dict.npy``); an array of Python objects is
+            refused (loading it would run pickled code).
+        max_length: words kept per text.
+    """
+
+    WORD = re.compile(r"[\w']+")
+    pad_to_max_length = True
+
+    def __init__(self, path: str | os.PathLike, max_length: int = DEFAULT_MAX_LENGTH):
+        super().__init__()
+        try:
+            words = np.load(path, allow_pickle=False)
+        except ValueError:
+            raise UsageError(
+                f"{str(path)!r} holds Python objects (a pickled array), which zoo does not load; if you trust "
+                "it, save it as strings once: np.save(path, np.load(path, allow_pickle=True).astype(str))"
+            ) from None
+        if words.ndim != 1 or words.dtype.kind not in "US":
+            raise UsageError(
+                f"{str(path)!r}: a vocabulary is a 1-D array of words, got {words.dtype} {words.shape}"
+            )
+        self.word_to_id = {str(word): i + 1 for i, word in enumerate(words.tolist())}
+        self.id_to_word = {i: word for word, i in self.word_to_id.items()}
+        self.name, self.max_length = str(path), max_length
+        self.vocab_size, self.pad_id = len(words) + 1, 0
+
+    def _ids(self, text: str) -> list[int]:
+        return [self.word_to_id[w] for w in self.WORD.findall(text) if w in self.word_to_id]
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Ids of each text's known words, at most ``max_length`` of them."""
+        return [self._ids(text)[: self.max_length] for text in texts]
+
+    def untruncated_length(self, text: str) -> int:
+        """The text's known words."""
+        return len(self._ids(text))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The words of ``ids``, joined by spaces (padding dropped)."""
+        return " ".join(self.id_to_word[int(i)] for i in ids if int(i) in self.id_to_word)
+
+    def token_starts(self, text: str) -> list[int]:
+        """Where each known word begins."""
+        return [m.start() for m in self.WORD.finditer(text) if m.group() in self.word_to_id]
+
+
 class HFTokenizer(TextTokenizer):
     """A ``transformers`` tokenizer (``AutoTokenizer``) from a local folder or the Hub cache.
 
@@ -426,8 +487,8 @@ def build_tokenizer(spec: str | dict, max_length: int = DEFAULT_MAX_LENGTH) -> T
     """The tokenizer named by ``spec`` (see the module docstring for the forms it takes).
 
     Args:
-        spec: ``"bytes"``, a ``tokenizer.json`` file or its folder, a ``transformers`` folder, a Hub id, or a
-            dict ``{"name", "max_length", "revision"}``.
+        spec: ``"bytes"``, a ``.npy`` word vocabulary, a ``tokenizer.json`` file or its folder, a
+            ``transformers`` folder, a Hub id, or a dict ``{"name", "max_length", "revision"}``.
         max_length: most ids per text, special tokens included (a dict's ``max_length`` wins).
 
     Returns:
@@ -451,6 +512,8 @@ def build_tokenizer(spec: str | dict, max_length: int = DEFAULT_MAX_LENGTH) -> T
     if spec == "bytes":
         return ByteTokenizer(max_length)
     path = Path(spec).expanduser()
+    if path.is_file() and path.suffix == ".npy":
+        return WordVocabularyTokenizer(path, max_length)
     if path.is_file():
         return TokenizersTokenizer(path, max_length)
     if path.is_dir():

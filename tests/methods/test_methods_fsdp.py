@@ -68,22 +68,33 @@ def _train_step(module: VideoClassifier, batch: dict[str, torch.Tensor]) -> dict
     }
     optimizer.step()
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return {"loss": loss.detach(), "grads": grads, "weights": get_model_state_dict(module.model, options=options)}
+    return {
+        "loss": loss.detach(),
+        "grads": grads,
+        "weights": get_model_state_dict(module.model, options=options),
+    }
+
+
+def _mesh(data_parallel: int, tensor_parallel: int):
+    """The CPU mesh ``ModelParallelStrategy`` builds for these ``data_parallel_size`` and ``tensor_parallel_size``."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    names = ("data_parallel", "tensor_parallel")
+    return init_device_mesh("cpu", (data_parallel, tensor_parallel), mesh_dim_names=names)
 
 
 def _sharded_worker(rank: int, out_dir: str) -> None:
-    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import FSDPModule
 
     module = _classifier()
-    module._device_mesh = init_device_mesh("cpu", (1, WORLD), mesh_dim_names=("data_parallel", "tensor_parallel"))
+    module._device_mesh = _mesh(1, WORLD)
     with pytest.raises(UsageError) as refused:
         module.configure_model()
     (Path(out_dir) / f"refused{rank}.txt").write_text(str(refused.value))
-    # the mesh ModelParallelStrategy builds for data_parallel_size=2, tensor_parallel_size=1
-    module._device_mesh = init_device_mesh("cpu", (WORLD, 1), mesh_dim_names=("data_parallel", "tensor_parallel"))
+    module._device_mesh = _mesh(WORLD, 1)
     module.configure_model()
-    assert isinstance(module.model, FSDPModule) and all(isinstance(b, FSDPModule) for b in module.model.blocks)
+    assert isinstance(module.model, FSDPModule)
+    assert all(isinstance(block, FSDPModule) for block in module.model.blocks)
     qkv = module.model.blocks[0].attn.qkv.weight
     assert qkv.to_local().shape[0] == qkv.shape[0] // WORLD  # each rank holds half of the rows
     half = BATCH // WORLD
@@ -151,7 +162,7 @@ def test_the_recipe_shards_motionformer_l_with_activation_checkpointing():
 def test_zoo_fit_trains_the_fsdp_recipe_on_two_cpu_processes(tmp_path, tiny_synth_data):
     generate_synth(Path(tiny_synth_data["synth_root"]), tiny_synth_data["synth"])  # before the ranks start
     data = {**tiny_synth_data, "train_manifest": None, "val_manifest": None, "test_manifest": None}
-    data |= {"format": "generic", "num_frames": 4, "stride": 2.0, "size": 32, "test_clips": 1, "test_crops": 1}
+    data |= {"format": "generic", "stride": 2.0, "size": 32, "test_clips": 1, "test_crops": 1}
     override = tiny_fit_override(tmp_path, data)
     tiny = {
         "trainer.accelerator": "cpu",

@@ -147,6 +147,20 @@ def test_without_a_mesh_the_model_is_left_as_it_is():
     assert module.model is model and type(model).__name__ == "VideoTransformer"
 
 
+def test_a_backbone_without_blocks_is_refused_by_name():
+    class OneProcessMesh:  # what configure_model reads of a device mesh, without a process group
+        def __getitem__(self, name: str) -> OneProcessMesh:
+            return self
+
+        def size(self) -> int:
+            return 1
+
+    module = VideoClassifier(backbone="r3d_tiny", num_classes=NUM_CLASSES)
+    module._device_mesh = OneProcessMesh()
+    with pytest.raises(UsageError, match="'r3d_tiny' has no `blocks`"):
+        module.configure_model()
+
+
 def test_the_recipe_shards_motionformer_l_with_activation_checkpointing():
     recipe = yaml.safe_load(RECIPE.read_text())
     trainer, model = recipe["trainer"], recipe["model"]["init_args"]

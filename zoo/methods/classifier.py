@@ -137,7 +137,9 @@ class VideoClassifier(LightningModule):
             )
         blocks = getattr(self.model, "blocks", None)
         if blocks is None:
-            raise UsageError(f"model.backbone {self.hparams.backbone!r} has no `blocks` to shard with FSDP")
+            raise UsageError(
+                f"model.init_args.backbone {self.hparams.backbone!r} has no `blocks` to shard with FSDP"
+            )
         shard_mesh = mesh["data_parallel"]
         reshard = self.hparams.reshard_after_forward
         for block in blocks:

@@ -107,21 +107,36 @@ def test_forward_head_pre_logits_is_tanh_mlp_of_cls():
         torch.testing.assert_close(model.forward_head(tokens), model.head(pre))
 
 
-@pytest.mark.parametrize("name", ["motionformer_tiny", "divided_tiny"])
-def test_grad_checkpointing_gives_the_same_outputs_and_grads(name):
-    torch.manual_seed(0)
-    model = registry.build(name, drop_path_rate=0.0, depth=2)
-    x = clip(frames=4, size=32, batch=1)
+@pytest.mark.parametrize("name", TINY)
+def test_activation_checkpointing_gives_the_same_outputs_and_grads(name):
+    """In training mode with drop path (the recomputation replays the RNG), to 1e-6; each block runs twice."""
     results = []
     for enable in (False, True):
-        model.zero_grad()
-        model.set_grad_checkpointing(enable)
-        out = model(x)
-        out.sum().backward()
-        results.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
-    torch.testing.assert_close(results[0][0], results[1][0])
-    for g0, g1 in zip(results[0][1], results[1][1]):
-        torch.testing.assert_close(g0, g1)
+        torch.manual_seed(0)
+        model = registry.build(name, depth=2, drop_path_rate=0.2, activation_checkpointing=enable).train()
+        assert model.grad_checkpointing is enable
+        block_calls = []
+        for block in model.blocks:
+            block.register_forward_pre_hook(lambda *_, calls=block_calls: calls.append(1))
+        torch.manual_seed(1)
+        out = model(clip(frames=4, size=32, batch=2))
+        F.cross_entropy(out, torch.tensor([1, 7])).backward()
+        results.append((out.detach(), {n: p.grad for n, p in model.named_parameters()}, len(block_calls)))
+    (out_plain, grads_plain, calls_plain), (out_ckpt, grads_ckpt, calls_ckpt) = results
+    assert (calls_plain, calls_ckpt) == (2, 4)  # the checkpointed blocks ran again in the backward pass
+    torch.testing.assert_close(out_ckpt, out_plain, atol=1e-6, rtol=0)
+    assert grads_ckpt.keys() == grads_plain.keys()
+    for param_name, grad in grads_plain.items():
+        torch.testing.assert_close(grads_ckpt[param_name], grad, atol=1e-6, rtol=0, msg=param_name)
+
+
+def test_activation_checkpointing_is_off_without_grad():
+    model = registry.build("motionformer_tiny", depth=1, activation_checkpointing=True).eval()
+    block_calls = []
+    model.blocks[0].register_forward_pre_hook(lambda *_: block_calls.append(1))
+    with torch.no_grad():
+        model(clip(frames=4, size=32, batch=1))
+    assert len(block_calls) == 1
 
 
 def test_drop_path_rises_linearly():

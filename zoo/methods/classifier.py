@@ -5,7 +5,8 @@
 the new classes. Training: cross-entropy with optional label smoothing and mixup, AdamW/SGD with
 warm-up + cosine, optional layer-wise learning-rate decay. Testing: top-1/top-5 over the views of
 ``batch["video_views"]`` (temporal clips x spatial crops), softmax scores averaged as in the
-Motionformer/SlowFast protocol.
+Motionformer/SlowFast protocol. Under Lightning's ``ModelParallelStrategy`` the backbone is sharded with
+FSDP2 (``configure_model``): one unit per transformer block, then the rest (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from zoo import registry
 from zoo.api import choose_tower, load_pretrained, pretrained_arch_args
 from zoo.catalog import Paper, get_entry
+from zoo.errors import UsageError
 from zoo.methods.optim import OptimizerName, build_optimizer, param_groups, per_step_schedule
 
 _EMBEDDING_KEYS = ("patch_embed", "cls_token", "pos_embed", "temp_embed", "stem", "conv1", "bn1")
@@ -57,6 +59,9 @@ class VideoClassifier(LightningModule):
         layer_decay: lr multiplier per layer from the top (1.0: off), e.g. 0.75 for ViT fine-tuning.
         warmup_epochs: length of the per-step linear warm-up (may be fractional), then cosine decay.
         min_lr_ratio: final learning rate as a fraction of the peak.
+        reshard_after_forward: under ``ModelParallelStrategy``, free each block's gathered weights after
+            its forward and gather them again for the backward (FSDP's full sharding); False keeps them
+            until the backward (``SHARD_GRAD_OP``: less communication, more memory).
     """
 
     paper = Paper(
@@ -82,6 +87,7 @@ class VideoClassifier(LightningModule):
         layer_decay: float = 1.0,
         warmup_epochs: float = 1.0,
         min_lr_ratio: float = 0.01,
+        reshard_after_forward: bool = True,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -108,6 +114,37 @@ class VideoClassifier(LightningModule):
                 for k in (1, min(5, num_classes))
             }
         )
+
+    def configure_model(self) -> None:
+        """Shard the backbone over the ranks with FSDP2 when the strategy gives a device mesh.
+
+        Each of the backbone's ``blocks`` becomes a unit whose weights are gathered only around its own
+        forward and backward; the root unit holds the rest (embeddings, final norm, head). The weights
+        are loaded (``init_from``) in ``setup``, before this. Without a mesh (one process, DDP) nothing
+        changes.
+        """
+        mesh = self.device_mesh
+        if mesh is None:
+            return
+        from torch.distributed.fsdp import FSDPModule, fully_shard
+
+        if isinstance(self.model, FSDPModule):  # sharded already (fit, then test)
+            return
+        if mesh["tensor_parallel"].size() != 1:
+            raise UsageError(
+                "VideoClassifier shards over data_parallel only: set the ModelParallelStrategy's "
+                f"tensor_parallel_size: 1 and data_parallel_size: {mesh.size()} (devices x num_nodes)"
+            )
+        blocks = getattr(self.model, "blocks", None)
+        if blocks is None:
+            raise UsageError(
+                f"model.init_args.backbone {self.hparams.backbone!r} has no `blocks` to shard with FSDP"
+            )
+        shard_mesh = mesh["data_parallel"]
+        reshard = self.hparams.reshard_after_forward
+        for block in blocks:
+            fully_shard(block, mesh=shard_mesh, reshard_after_forward=reshard)
+        fully_shard(self.model, mesh=shard_mesh, reshard_after_forward=reshard)
 
     def load_init_weights(self) -> None:
         """Load ``init_from`` into the backbone; a new head when the classes differ or ``reset_head``.

@@ -175,6 +175,10 @@ class VideoTransformer(Backbone):
         frame_difference: feed residual frames (differences of consecutive frames, a zero frame
             appended) instead of RGB frames; a static background then cancels out.
         head_act: activation of ``pre_logits`` ("tanh", "gelu", "relu"), or None for no ``pre_logits``.
+        activation_checkpointing: re-compute each block's activations in the backward pass instead of
+            holding them (``torch.utils.checkpoint``, non-reentrant; the same as
+            ``set_grad_checkpointing(True)``): the same outputs and gradients for less memory and about
+            one more forward pass of compute. It composes with DDP and FSDP.
     """
 
     classifier_name = "head"
@@ -206,6 +210,7 @@ class VideoTransformer(Backbone):
         pos_embed_grid: int | None = None,
         head_act: str | None = "tanh",
         frame_difference: bool = False,
+        activation_checkpointing: bool = False,
     ):
         super().__init__()
         if attn_type not in ATTENTION_TYPES:
@@ -247,6 +252,7 @@ class VideoTransformer(Backbone):
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         self.apply(self._init_weights)
+        self.set_grad_checkpointing(activation_checkpointing)
 
     @staticmethod
     def _make_block(

@@ -25,7 +25,10 @@ whatever the trainer's ``use_distributed_sampler``.
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import random
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -38,7 +41,16 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 
 from zoo.data.formats import VideoRecord
-from zoo.data.shards import DEFAULT_TIMEOUT_S, ShardIndex, ShardStream, read_index, shard_records
+from zoo.data.shards import (
+    DEFAULT_TIMEOUT_S,
+    SampleDecodeError,
+    ShardError,
+    ShardIndex,
+    ShardKind,
+    ShardStream,
+    read_index,
+    shard_records,
+)
 from zoo.data.text import DEFAULT_MAX_LENGTH, TextTokenizer, build_tokenizer
 from zoo.errors import UsageError
 
@@ -53,7 +65,9 @@ __all__ = [
     "EpochSeeded",
     "ResumableLoader",
     "ResumableOrder",
+    "StreamedSamples",
     "SynthMotionSource",
+    "UnreadableSampleWarning",
     "ZooDataModule",
     "check_int",
     "seed_worker",
@@ -201,17 +215,17 @@ def check_int(name: str, value: Any, least: int) -> None:
         raise UsageError(f"{name} must be an integer >= {least}, got {value!r}")
 
 
-def _shard_patterns(shards: str | dict[str, str] | None) -> dict[str, str]:
-    """``shards`` as ``{split: pattern}`` (a plain string: the training split's)."""
+def _shard_patterns(shards: str | dict[str, str] | None, splits: Sequence[str]) -> dict[str, str]:
+    """``shards`` as ``{split: pattern}`` (a plain string: the training split's); ``splits``: the known ones."""
     if shards is None:
         return {}
     if isinstance(shards, str):
         shards = {"train": shards}
     if not isinstance(shards, dict) or not all(isinstance(v, str) and v for v in shards.values()):
         raise UsageError(f"shards must be a pattern or a mapping {{split: pattern}}, got {shards!r}")
-    unknown = sorted(set(shards) - {"train", "val", "test"})
+    unknown = sorted(set(shards) - set(splits))
     if unknown:
-        raise UsageError(f"shards: unknown split {unknown[0]!r}; the splits are train, val, test")
+        raise UsageError(f"shards: unknown split {unknown[0]!r}; the splits are {', '.join(splits)}")
     return dict(shards)
 
 
@@ -305,6 +319,106 @@ class ResumableLoader(DataLoader):
             raise UsageError(
                 f"cannot resume the {type(self.dataset).__name__} loader mid-epoch: its order is not resumable"
             )
+
+
+class UnreadableSampleWarning(UserWarning):
+    """A sample streamed from shards was skipped because it could not be read."""
+
+
+class StreamedSamples:
+    """The shard decoder of a dataset that counts no failures itself (documents, feature sequences, QA text).
+
+    Samples it cannot read are skipped and counted as :class:`~zoo.data.datasets.VideoDataset` counts unreadable
+    files: flags and counts shared by the workers, a warning naming each once, a line per sample in
+    ``error_log``, and an error past ``max_error_fraction``.
+
+    Args:
+        dataset: has ``load_record(index, record) -> sample`` and shared ``set_epoch`` / ``epoch``.
+        names: what messages call each sample (``<shard>#<key>``).
+        on_error: ``"skip"`` unreadable samples (counted, warned) or ``"raise"``.
+        max_error_fraction: stop when more than this fraction of the samples turned out unreadable.
+        error_log: append one JSON line ``{"path", "reason", "index"}`` per unreadable sample to this file.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        names: Sequence[str],
+        on_error: str = "skip",
+        max_error_fraction: float = 0.1,
+        error_log: str | os.PathLike | None = None,
+    ) -> None:
+        self.dataset, self.names = dataset, [str(name) for name in names]
+        self.on_error, self.max_error_fraction = on_error, max_error_fraction
+        self.error_log = Path(error_log) if error_log else None
+        self._bad = torch.zeros(len(self.names), dtype=torch.uint8).share_memory_()
+        self._counts = torch.zeros(2, dtype=torch.int64).share_memory_()  # (loaded, failed) over workers
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return self.dataset.epoch
+
+    def load_exactly(self, index: int, record: Any) -> dict[str, Any] | None:
+        """Sample ``index`` of ``record``; None when it cannot be read (counted)."""
+        if self.is_known_bad(index):
+            return None
+        try:
+            sample = self.dataset.load_record(index, record)
+        except SampleDecodeError as err:
+            self.count_failure(index, str(err))
+            return None
+        self._counts[0] += 1
+        return sample
+
+    def is_known_bad(self, index: int) -> bool:
+        """Whether sample ``index`` already failed (and is skipped without another try)."""
+        return bool(self._bad[index]) and self.on_error == "skip"
+
+    def count_failure(self, index: int, reason: str) -> None:
+        """Count sample ``index`` as unreadable for ``reason``; an error past ``max_error_fraction``."""
+        name = self.names[index]
+        if self.on_error == "raise":
+            raise ShardError(f"{name}: {reason}")
+        self._counts[1] += 1
+        if not self._bad[index]:
+            self._bad[index] = 1
+            warnings.warn(f"skipping unreadable sample {name}: {reason}", UnreadableSampleWarning, stacklevel=3)
+            if self.error_log is not None:
+                line = json.dumps({"path": name, "reason": reason, "index": index}) + "\n"
+                with self.error_log.open("a", encoding="utf-8") as log:
+                    log.write(line)
+        bad = int(self._bad.sum())
+        if bad > self.max_error_fraction * len(self.names):
+            raise RuntimeError(
+                f"{bad} of {len(self.names)} samples ({bad / len(self.names):.1%}) could not be read, more than "
+                f"max_error_fraction={self.max_error_fraction}; last: {name}: {reason}"
+            )
+
+    def error_stats(self) -> dict[str, Any]:
+        """Counts over all workers: ``loaded``, ``failed``, ``bad_records`` (distinct), ``bad_paths``."""
+        bad = torch.nonzero(self._bad).flatten().tolist()
+        return {
+            "loaded": int(self._counts[0]),
+            "failed": int(self._counts[1]),
+            "bad_records": len(bad),
+            "bad_fraction": len(bad) / len(self.names),
+            "bad_paths": [self.names[i] for i in bad],
+        }
+
+    def error_state(self) -> torch.Tensor:
+        """The unreadable-sample flags ``(N,)`` uint8 (a copy), saved with a run's checkpoint."""
+        return self._bad.clone()
+
+    def load_error_state(self, bad: torch.Tensor) -> None:
+        """Restore :meth:`error_state` (one of another length is ignored: other samples)."""
+        if bad.shape == self._bad.shape:
+            self._bad.copy_(bad)
 
 
 class SynthMotionSource:
@@ -413,12 +527,9 @@ class ZooDataModule(LightningDataModule):
         self.datasets: dict[str, Dataset] = {}
         self._device_generator = torch.Generator().manual_seed(seed)
         self.synth: SynthMotionSource | None = None
-        self.shards = _shard_patterns(shards)
-        if self.shards and not self.reads_shards:
-            raise UsageError(
-                f"{type(self).__name__} cannot read shards: shards hold video files and their annotation "
-                "(zoo data shard), which this DataModule does not read; give it its own files"
-            )
+        self.shards = _shard_patterns(shards, self.splits_of(None))
+        if self.shards and self.shard_kind is None:
+            raise UsageError(f"{type(self).__name__} cannot read shards; give it its own files")
         check_int("shuffle_buffer", shuffle_buffer, 1)
         if not isinstance(shard_timeout, (int, float)) or shard_timeout <= 0:
             raise UsageError(f"shard_timeout must be a positive number of seconds, got {shard_timeout!r}")
@@ -457,13 +568,22 @@ class ZooDataModule(LightningDataModule):
         """The collate function of ``split``'s loader."""
         raise NotImplementedError(f"{type(self).__name__} has no collate function")
 
-    reads_shards = False
-    """Whether this DataModule can read shards (:meth:`build_shard_decoder`); others refuse ``shards``."""
+    shard_kind: ShardKind | None = None
+    """What this DataModule's shards hold (:class:`~zoo.data.shards.ShardKind`); None: it refuses ``shards``."""
 
-    def build_shard_decoder(self, split: str, records: list[VideoRecord]) -> Dataset:
+    def build_shard_decoder(self, split: str, records: list[VideoRecord]) -> Any:
         """The map-style dataset that decodes ``split``'s samples streamed from shards (``records`` are their
-        placeholders, see :class:`~zoo.data.shards.ShardStream`); defined where :attr:`reads_shards`."""
+        placeholders, see :class:`~zoo.data.shards.ShardStream`); defined where :attr:`shard_kind` is."""
         raise NotImplementedError(f"{type(self).__name__} does not read shards")
+
+    def shard_source(self, split: str) -> tuple[Sequence[Any], list[str] | None]:
+        """The records of ``split`` (read from files) and the class names, as ``zoo data shard`` writes them
+        (:func:`~zoo.data.shards.write_shards` with :attr:`shard_kind`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not write shards")
+
+    def shard_info(self) -> dict[str, Any]:
+        """What a reader of the shards needs to know of the whole set, kept in their index (default: nothing)."""
+        return {}
 
     def splits_of(self, stage: str | None) -> tuple[str, ...]:
         """The splits a Lightning stage needs (None or another stage: every split)."""
@@ -502,7 +622,13 @@ class ZooDataModule(LightningDataModule):
     def shard_index(self, split: str) -> ShardIndex:
         """The index of ``split``'s shards (read once)."""
         if split not in self._shard_indexes:
-            self._shard_indexes[split] = read_index(self.shards[split], self.shard_timeout)
+            index = read_index(self.shards[split], self.shard_timeout)
+            if index.kind != self.shard_kind.name:
+                raise ShardError(
+                    f"{index.source} holds {index.kind} samples; {type(self).__name__} reads "
+                    f"{self.shard_kind.name} shards (zoo data shard --kind {self.shard_kind.name})"
+                )
+            self._shard_indexes[split] = index
         return self._shard_indexes[split]
 
     def _dataset(self, split: str, required: bool = True) -> Dataset | None:
@@ -517,6 +643,7 @@ class ZooDataModule(LightningDataModule):
                 shuffle_buffer=self.shuffle_buffer,
                 seed=self.seed,
                 timeout=self.shard_timeout,
+                kind=self.shard_kind,
             )
         if split not in self.datasets and self.has_split(split):
             self.datasets[split] = self.build_dataset(split)

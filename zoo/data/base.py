@@ -388,7 +388,9 @@ class StreamedSamples:
         self._counts[1] += 1
         if not self._bad[index]:
             self._bad[index] = 1
-            warnings.warn(f"skipping unreadable sample {name}: {reason}", UnreadableSampleWarning, stacklevel=3)
+            warnings.warn(
+                f"skipping unreadable sample {name}: {reason}", UnreadableSampleWarning, stacklevel=3
+            )
             if self.error_log is not None:
                 line = json.dumps({"path": name, "reason": reason, "index": index}) + "\n"
                 with self.error_log.open("a", encoding="utf-8") as log:

@@ -233,13 +233,16 @@ def write_shards(
     try:
         for number, item in enumerate(stored):
             members = {
-                name: data.read_bytes() if isinstance(data, Path) else data for name, data in item.members.items()
+                name: data.read_bytes() if isinstance(data, Path) else data
+                for name, data in item.members.items()
             }
             try:
                 members["json"] = json.dumps({"index": number, **item.meta}, ensure_ascii=False).encode()
             except TypeError as err:
                 raise UsageError(f"record {number}: an annotation field is not JSON ({err})") from err
-            size = 512 * sum(2 + (len(data) + 511) // 512 for data in members.values())  # headers + data, a margin
+            size = 512 * sum(
+                2 + (len(data) + 511) // 512 for data in members.values()
+            )  # headers + data, a margin
             if writer.keys and _padded(writer.size + size) > max_size:
                 writer.close()
             writer.add(f"{number:09d}", members, size)
@@ -519,7 +522,9 @@ def read_shard(index: ShardIndex, shard: int, timeout: float = DEFAULT_TIMEOUT_S
                     if ext != "json":
                         pending[ext] = data
                         continue
-                    yield RawSample(first + position, f"{location}#{key}", pending, data)  # json ends a sample
+                    yield RawSample(
+                        first + position, f"{location}#{key}", pending, data
+                    )  # json ends a sample
                     position, pending = position + 1, {}
         except (tarfile.TarError, EOFError, OSError, ValueError) as err:
             if isinstance(err, ShardError):

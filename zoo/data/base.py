@@ -583,8 +583,9 @@ class ZooDataModule(LightningDataModule):
         (:func:`~zoo.data.shards.write_shards` with :attr:`shard_kind`)."""
         raise NotImplementedError(f"{type(self).__name__} does not write shards")
 
-    def shard_info(self) -> dict[str, Any]:
-        """What a reader of the shards needs to know of the whole set, kept in their index (default: nothing)."""
+    def shard_info(self, split: str) -> dict[str, Any]:
+        """What a reader of ``split``'s shards needs to know of the whole set, kept in their index (default:
+        nothing)."""
         return {}
 
     def splits_of(self, stage: str | None) -> tuple[str, ...]:

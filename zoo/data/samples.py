@@ -38,11 +38,12 @@ from torch.utils.data import Dataset, Sampler
 from zoo.data.base import EpochSeeded
 from zoo.data.datasets import VideoDataset, collate_samples
 from zoo.data.formats import ManifestError, VideoRecord, read_classes
-from zoo.data.shards import SampleDecodeError
+from zoo.data.shards import SampleDecodeError, ShardItem, ShardKind
 from zoo.data.transforms import build_transform
 from zoo.errors import UsageError
 
 __all__ = [
+    "DOCUMENTS",
     "DocumentDataset",
     "ImageTextDataset",
     "MultipleChoiceQADataset",
@@ -346,6 +347,20 @@ class DocumentDataset(EpochSeeded, Dataset):
             self.span_tokenizer.detokenize,
         )
         return {"anchors": anchors, "positives": positives, "index": index}
+
+
+def _document_item(text: str) -> ShardItem:
+    return ShardItem({}, {"text": text})
+
+
+def _document_text(members: dict[str, bytes], meta: dict[str, Any], name: str) -> str:
+    if not isinstance(meta.get("text"), str):
+        raise SampleDecodeError(f"{name}.json: needs a string field 'text'")
+    return meta["text"]
+
+
+DOCUMENTS = ShardKind("documents", _document_item, _document_text)
+"""Documents in shards: a JSON member ``{"text": ...}`` per document, no other file."""
 
 
 def collate_documents(samples: Sequence[dict[str, Any]], tokenize: Tokenize | None = None) -> dict[str, Any]:

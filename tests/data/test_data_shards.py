@@ -290,7 +290,9 @@ def test_pattern_outside_the_index_and_too_few_shards(shard_dir):
 
 
 def test_shards_of_another_kind_or_split_are_refused(shard_dir):
-    with pytest.raises(ShardError, match=r"train\.index\.json holds video samples; DocumentDataModule reads documents"):
+    with pytest.raises(
+        ShardError, match=r"train\.index\.json holds video samples; DocumentDataModule reads documents"
+    ):
         DocumentDataModule(shards=str(shard_dir / "train.index.json"))
     with pytest.raises(UsageError, match="unknown split 'training'"):
         _streamed({"training": "x-{0..1}.tar"})

@@ -348,6 +348,10 @@ class StreamedSamples:
         max_error_fraction: float = 0.1,
         error_log: str | os.PathLike | None = None,
     ) -> None:
+        if on_error not in ("skip", "raise"):
+            raise UsageError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+        if not 0.0 <= max_error_fraction <= 1.0:
+            raise UsageError(f"max_error_fraction must be in [0, 1], got {max_error_fraction}")
         self.dataset, self.names = dataset, [str(name) for name in names]
         self.on_error, self.max_error_fraction = on_error, max_error_fraction
         self.error_log = Path(error_log) if error_log else None
@@ -388,9 +392,8 @@ class StreamedSamples:
         self._counts[1] += 1
         if not self._bad[index]:
             self._bad[index] = 1
-            warnings.warn(
-                f"skipping unreadable sample {name}: {reason}", UnreadableSampleWarning, stacklevel=3
-            )
+            where = reason if name in reason else f"{name}: {reason}"
+            warnings.warn(f"skipping unreadable sample {where}", UnreadableSampleWarning, stacklevel=3)
             if self.error_log is not None:
                 line = json.dumps({"path": name, "reason": reason, "index": index}) + "\n"
                 with self.error_log.open("a", encoding="utf-8") as log:
@@ -577,6 +580,18 @@ class ZooDataModule(LightningDataModule):
         """The map-style dataset that decodes ``split``'s samples streamed from shards (``records`` are their
         placeholders, see :class:`~zoo.data.shards.ShardStream`); defined where :attr:`shard_kind` is."""
         raise NotImplementedError(f"{type(self).__name__} does not read shards")
+
+    def _streamed(self, dataset: Any, records: list[VideoRecord]) -> StreamedSamples:
+        """``dataset`` as the shard decoder (:class:`StreamedSamples`) of ``records``, with the DataModule's
+        ``on_error``, ``max_error_fraction`` and ``error_log``."""
+        hp = self.hparams
+        return StreamedSamples(
+            dataset,
+            [str(r.path) for r in records],
+            hp.on_error,
+            hp.max_error_fraction,
+            hp.get("error_log"),
+        )
 
     def shard_source(self, split: str) -> tuple[Sequence[Any], list[str] | None]:
         """The records of ``split`` (read from files) and the class names, as ``zoo data shard`` writes them

@@ -50,6 +50,7 @@ from zoo.data.samples import (
     collate_image_text,
     collate_multiple_choice,
     collate_tracklets,
+    read_documents,
     read_image_text,
     synthmotion_qa_records,
     synthmotion_tracklet_records,
@@ -104,6 +105,9 @@ class FeatureSequenceDataModule(ZooDataModule):
         frame_stride: use every ``frame_stride``-th frame.
         length_tolerance: most frames by which features and labels may differ.
         mapping_name: the mapping file of the ``"cte"`` layout.
+        on_error: from shards, ``skip`` an unreadable sample (counted, named in the warning) or ``raise``.
+        max_error_fraction: from shards, the run stops once more than this fraction of samples failed.
+        error_log: from shards, a file to which every unreadable sample appends one JSON line.
         batch_size: videos per batch.
         drop_last: drop the last incomplete training batch.
         **loader_options: ``num_workers``, ``persistent_workers``, ``pin_memory``, ``seed`` (of the ``"sorted"``
@@ -129,6 +133,9 @@ class FeatureSequenceDataModule(ZooDataModule):
         frame_stride: int = 1,
         length_tolerance: int = 50,
         mapping_name: str = "mapping.txt",
+        on_error: Literal["skip", "raise"] = "skip",
+        max_error_fraction: float = 0.1,
+        error_log: str | None = None,
         batch_size: int = 1,
         drop_last: bool = False,
         **loader_options: Any,
@@ -161,12 +168,12 @@ class FeatureSequenceDataModule(ZooDataModule):
         dataset = self._sequences(
             split, None, streamed=len(records), classes=index.classes, frames_first=info["frames_first"]
         )
-        return StreamedSamples(dataset, [str(r.path) for r in records])
+        return self._streamed(dataset, records)
 
-    def _sequences(self, split: str, root: str | None, **source: Any) -> FeatureSequenceDataset:
-        """The sequences of ``split`` from ``root`` (None: streamed), with the module's options."""
+    def _sequences(self, stage: str, root: str | None, **source: Any) -> FeatureSequenceDataset:
+        """The sequences of split ``stage`` from ``root`` (None: streamed), with the module's options."""
         hp = self.hparams
-        train = split == "train"
+        train = stage == "train"
         return FeatureSequenceDataset(
             root,
             hp.layout,
@@ -236,6 +243,9 @@ class DocumentDataModule(ZooDataModule):
         tokenizer: the tokenizer of anchors and positives (:func:`zoo.data.text.build_tokenizer`).
         max_text_length: most tokens per span, special tokens included.
         caption_languages: SynthMotion's caption languages that make its documents.
+        on_error: from shards, ``skip`` an unreadable document (counted, named in the warning) or ``raise``.
+        max_error_fraction: from shards, the run stops once more than this fraction of documents failed.
+        error_log: from shards, a file to which every unreadable document appends one JSON line.
         synth: :class:`~zoo.data.synthmotion.SynthMotionConfig` fields of the generated SynthMotion set.
         synth_root: where to write SynthMotion (default: :func:`~zoo.data.synthmotion.default_root`).
         **loader_options: ``batch_size`` (documents), ``num_workers``, ``persistent_workers``, ``pin_memory``,
@@ -257,6 +267,9 @@ class DocumentDataModule(ZooDataModule):
         tokenizer: str | dict[str, Any] = "bytes",
         max_text_length: int = 512,
         caption_languages: Sequence[str] = ("en",),
+        on_error: Literal["skip", "raise"] = "skip",
+        max_error_fraction: float = 0.1,
+        error_log: str | None = None,
         synth: dict[str, Any] | None = None,
         synth_root: str | None = None,
         **loader_options: Any,
@@ -282,8 +295,15 @@ class DocumentDataModule(ZooDataModule):
             source = synthmotion_documents(self.synth.folder, split, self.hparams.caption_languages)
         return self._documents(source)
 
+    def shard_source(self, split: str) -> tuple[list[str], None]:
+        """Every document of ``split``, also those too short for this DataModule's spans (a reader with other
+        spans may use them; one with these counts them as unreadable)."""
+        if self.synth is not None:
+            return synthmotion_documents(self.synth.folder, split, self.hparams.caption_languages), None
+        return [text for text, _ in read_documents(self.files[split])], None
+
     def build_shard_decoder(self, split: str, records: list[VideoRecord]) -> StreamedSamples:
-        return StreamedSamples(self._documents(None, streamed=len(records)), [str(r.path) for r in records])
+        return self._streamed(self._documents(None, streamed=len(records)), records)
 
     def _documents(self, source: Any, streamed: int = 0) -> DocumentDataset:
         hp = self.hparams
@@ -301,9 +321,6 @@ class DocumentDataModule(ZooDataModule):
 
     def collate_fn(self, split: str) -> Collate:
         return partial(collate_documents, tokenize=self.tokenizer)
-
-    def shard_source(self, split: str) -> tuple[list[str], None]:
-        return self._dataset(split).documents, None
 
 
 def synthmotion_documents(root: str | Path, split: str, languages: Sequence[str]) -> list[str]:
@@ -563,8 +580,7 @@ class MultipleChoiceQADataModule(ZooDataModule):
         items = self._items(split, records, streamed=True)
         if self.hparams.video:
             return items
-        hp = self.hparams
-        return StreamedSamples(items, [str(r.path) for r in records], hp.on_error, hp.max_error_fraction)
+        return self._streamed(items, records)
 
     def _items(
         self, split: str, records: list[VideoRecord], streamed: bool = False

@@ -56,6 +56,7 @@ __all__ = [
     "collate_image_text",
     "collate_multiple_choice",
     "collate_tracklets",
+    "read_documents",
     "read_image_text",
     "sample_anchor_positive_spans",
     "synthmotion_qa_records",
@@ -327,7 +328,7 @@ class DocumentDataset(EpochSeeded, Dataset):
 
     def load_record(self, index: int, text: str) -> dict[str, Any]:
         """Sample ``index`` of document ``text`` (streamed); a :class:`~zoo.data.shards.SampleDecodeError` for
-        a document too short for the spans (files leave those out at construction)."""
+        a document too short for the spans (files leave those out at construction; a stream counts them)."""
         tokens = len(self.span_tokenizer.tokenize(text))
         if tokens < self.shortest:
             raise SampleDecodeError(f"a document of {tokens} tokens, shorter than {self.shortest}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import generate_synth, make_mstcn, tiny_synth
+from helpers import generate_synth, make_image_text, make_mstcn, tiny_synth
 from test_data_shards import _http_server
 from torch.utils.data import DataLoader
 
@@ -250,3 +250,23 @@ def test_zoo_data_shard_writes_a_feature_folder(roots, tmp_path):
     assert len(got) == len(expected) == 3
     for a, b in zip(got, expected):
         _assert_same(a, b)
+
+
+def test_image_files_are_members_of_their_sample(tmp_path):
+    pairs = make_image_text(tmp_path / "pairs")
+    files = ImageTextDataModule(str(pairs), val_manifest=str(pairs), size=8, batch_size=3, num_workers=0)
+    source = files.shard_source("val")
+    index = write_shards(source, tmp_path / "shards", "val", progress=False, kind=files.shard_kind)
+    with tarfile.open(tmp_path / "shards" / "val-000000.tar") as tar:
+        assert tar.getnames()[:2] == ["000000000.frame000000.png", "000000000.json"]
+        assert (
+            tar.extractfile("000000000.frame000000.png").read()
+            == (tmp_path / "pairs" / "red.png").read_bytes()
+        )
+    streamed = ImageTextDataModule(shards={"val": str(index)}, size=8, batch_size=3, num_workers=0)
+    assert streamed.classes == files.classes == ["sky", "grass", "water", "sun"]
+    (got,), (expected,) = (
+        list(streamed._loader("val", shuffle=False)),
+        list(files._loader("val", shuffle=False)),
+    )
+    _assert_same(got, expected)

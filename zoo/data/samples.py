@@ -117,6 +117,10 @@ class _OverVideos(Dataset):
         """``record``, checked as the records given at construction are."""
         return record
 
+    def _take(self, records: Sequence[VideoRecord], streamed: bool) -> list[VideoRecord]:
+        """``records``, each checked now unless they are placeholders of streamed ones (checked when loaded)."""
+        return [record if streamed else self._checked(i, record) for i, record in enumerate(records)]
+
 
 # ------------------------------------------------------------------------------------------------------
 # documents (DeCLUTR)
@@ -581,10 +585,7 @@ class MultipleChoiceQADataset(EpochSeeded, _OverVideos):
         streamed: bool = False,
         **video_options: Any,
     ) -> None:
-        self.records = list(records)
-        if not streamed:
-            for i, record in enumerate(self.records):
-                self._checked(i, record)
+        self.records = self._take(records, streamed)
         self.videos = None
         self._init_epoch(seed)  # text only: the epoch still orders streamed shards
         if sampler is not None:
@@ -735,10 +736,7 @@ class TrackletDataset(_OverVideos):
         streamed: bool = False,
         **video_options: Any,
     ) -> None:
-        self.records = list(records)
-        if not streamed:
-            for i, record in enumerate(self.records):
-                self._checked(i, record)
+        self.records = self._take(records, streamed)
         self.videos = VideoDataset(
             self.records,
             sampler,

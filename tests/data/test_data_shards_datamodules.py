@@ -270,3 +270,13 @@ def test_image_files_are_members_of_their_sample(tmp_path):
         list(files._loader("val", shuffle=False)),
     )
     _assert_same(got, expected)
+
+
+def test_feature_shards_of_another_dimension_are_refused(roots, tmp_path):
+    other = FeatureSequenceDataModule(root=str(make_mstcn(tmp_path / "narrow", {"a": 20, "b": 25}, dim=4)))
+    source, info = other.shard_source("train"), other.shard_info("train")
+    index = write_shards(
+        source, tmp_path / "shards", "test", progress=False, kind=other.shard_kind, info=info
+    )
+    with pytest.raises(UsageError, match=r"test\.index\.json: classes .* and feature_dim 4 differ .*, 6\)"):
+        _streamed("features", roots, {"test": str(index)})._dataset("test")

@@ -162,9 +162,12 @@ class FeatureSequenceDataModule(ZooDataModule):
 
     def build_shard_decoder(self, split: str, records: list[VideoRecord]) -> StreamedSamples:
         index = self.shard_index(split)
-        if split != "train" and index.classes != self.classes:
-            raise UsageError(f"{index.source}: classes {index.classes} differ from the training data's")
         info = index.info
+        if split != "train" and (index.classes, info["feature_dim"]) != (self.classes, self.feature_dim):
+            raise UsageError(
+                f"{index.source}: classes {index.classes} and feature_dim {info['feature_dim']} differ from the "
+                f"training data's ({self.classes}, {self.feature_dim})"
+            )
         dataset = self._sequences(
             split, None, streamed=len(records), classes=index.classes, frames_first=info["frames_first"]
         )

@@ -140,10 +140,10 @@ def _video_record(members: dict[str, bytes], meta: dict[str, Any], name: str) ->
         extra["frames"] = [InMemoryVideo(members[k], f"{name}.{k}") for k in frames]
         path = InMemoryVideo(b"", name)
     else:
-        videos = [k for k in members if k != "json"]
-        if len(videos) != 1:
+        if len(members) != 1:
             raise SampleDecodeError(f"{name}: expected one video member, got {sorted(members)}")
-        path = InMemoryVideo(members[videos[0]], name)
+        (video,) = members.values()
+        path = InMemoryVideo(video, name)
     return VideoRecord(
         path=path,  # type: ignore[arg-type]
         label=meta.get("label"),

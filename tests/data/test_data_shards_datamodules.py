@@ -67,7 +67,7 @@ def _streamed(kind: str, roots: dict[str, Path], shards: dict[str, str], **kwarg
     cls, options, _ = KINDS[kind]
     needs_train = kind in ("features", "tracklets") and "train" not in shards  # the training data from files
     files = _source(kind, roots) if needs_train else {}
-    return cls(**options, **files, shards=shards, batch_size=2, num_workers=0, **kwargs)
+    return cls(**options, **files, shards=shards, **{"batch_size": 2, "num_workers": 0, **kwargs})
 
 
 @pytest.fixture(scope="module")
@@ -183,8 +183,8 @@ def _tolerant(kind: str) -> dict:
 @pytest.mark.parametrize("kind", TRAINS)
 def test_a_training_stream_resumes_mid_epoch(kind, roots, shard_dirs):
     def loader():
-        module = _streamed(kind, roots, {"train": str(shard_dirs[kind] / "train.index.json")})
-        module.num_workers = 2
+        train = {"train": str(shard_dirs[kind] / "train.index.json")}
+        module = _streamed(kind, roots, train, num_workers=2, persistent_workers=False)
         return module.train_dataloader()
 
     uninterrupted = list(loader())

@@ -141,13 +141,13 @@ def test_two_ranks_of_two_workers_read_disjoint_shards(kind, roots, shard_dirs):
             assert len(seen[0]) == len(seen[1]) == (stream.index.samples // 2) // 2 * 2
 
 
-def _corrupt(folder: Path, split: str, shard: int) -> str:
-    """Replace the first member of shard ``shard`` (its file; a document's JSON) by bytes that do not parse,
-    keeping a valid tar and its index's checksum; returns the sample's key."""
+def _corrupt(folder: Path, split: str, shard: int, data: bytes = b"\x00not what it says\xff" * 4) -> str:
+    """Replace the first member of shard ``shard`` (a file; a document's JSON) by ``data``, bytes that do not
+    parse, keeping a valid tar and its index's checksum; returns the sample's key."""
     path = folder / f"{split}-{shard:06d}.tar"
     with tarfile.open(path) as tar:
         members = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]
-    members[0] = (members[0][0], b"\x00not what it says\xff" * 4)
+    members[0] = (members[0][0], data)
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
         for name, data in members:
             info = tarfile.TarInfo(name)
@@ -285,3 +285,13 @@ def test_feature_shards_of_another_dimension_are_refused(roots, tmp_path):
     )
     with pytest.raises(UsageError, match=r"test\.index\.json: classes .* and feature_dim 4 differ .*, 6\)"):
         _streamed("features", roots, {"test": str(index)})._dataset("test")
+
+
+def test_an_annotation_that_is_not_json_loses_its_sample_only(roots, tmp_path):
+    files = _files("documents", roots)
+    index = write_shards(files.shard_source("val"), tmp_path, "val", progress=False, kind=files.shard_kind)
+    assert read_index(str(index)).counts == (4,)  # one shard of four documents, a JSON member each
+    key = _corrupt(tmp_path, "val", 0, b'{"text": "cut sho')
+    module = _streamed("documents", roots, {"val": str(index)}, max_error_fraction=0.5)
+    with pytest.warns(UserWarning, match=rf"val-000000\.tar#{key}: unreadable sample"):
+        assert _indices(module._loader("val", shuffle=False)) == [1, 2, 3]

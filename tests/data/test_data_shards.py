@@ -289,9 +289,11 @@ def test_pattern_outside_the_index_and_too_few_shards(shard_dir):
         module.datasets["train"].distribute(2, 0, 1)
 
 
-def test_datamodules_that_cannot_read_shards_say_so(tmp_path):
-    with pytest.raises(UsageError, match="DocumentDataModule cannot read shards"):
-        DocumentDataModule(str(tmp_path / "docs.jsonl"), shards="x-{0..1}.tar")
+def test_shards_of_another_kind_or_split_are_refused(shard_dir):
+    with pytest.raises(
+        ShardError, match=r"train\.index\.json holds video samples; DocumentDataModule reads documents"
+    ):
+        DocumentDataModule(shards=str(shard_dir / "train.index.json"))
     with pytest.raises(UsageError, match="unknown split 'training'"):
         _streamed({"training": "x-{0..1}.tar"})
 

@@ -5,7 +5,8 @@ zoo data synth OUT --seed 0 [--size 64 --frames 32 --classes 8 --scene-bias 0.8 
 zoo data check MANIFEST [--format generic --split train --backend pyav --workers 2]
 zoo data info MANIFEST [--format generic --split train --probe 5]
 zoo data tokenizer OUT [FILES...] [--synth] [--vocab-size 8000] [--kind bpe] [--languages en,de]
-zoo data shard MANIFEST OUT [--format generic --split train --max-size 1GB]   (MANIFEST "synth": SynthMotion)
+zoo data shard MANIFEST OUT [--kind video --format generic --split train --max-size 1GB]
+    (MANIFEST "synth": SynthMotion; --kind: the DataModule whose samples the shards hold, see SHARD_KINDS)
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-__all__ = ["check_record", "configure", "shard_records_of"]
+__all__ = ["SHARD_KINDS", "check_record", "configure", "shard_module"]
+
+SHARD_KINDS = {
+    "video": "zoo.data.datamodule.VideoDataModule",
+    "features": "zoo.data.datamodules.FeatureSequenceDataModule",
+    "documents": "zoo.data.datamodules.DocumentDataModule",
+    "image_text": "zoo.data.datamodules.ImageTextDataModule",
+    "qa": "zoo.data.datamodules.MultipleChoiceQADataModule",
+    "tracklets": "zoo.data.datamodules.TrackletDataModule",
+}
+"""``zoo data shard --kind``: the DataModule that reads the shards, and whose records it writes."""
 
 
 def _format_choices() -> list[str]:
@@ -78,11 +89,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "shard",
         help="write tar shards of the videos' own bytes and annotation (WebDataset layout) + an index",
     )
-    p.add_argument("manifest", help='a CSV manifest, a dataset root, or "synth" for the default SynthMotion')
+    p.add_argument(
+        "manifest",
+        help="what the kind's DataModule reads: a manifest or dataset root (video, features, qa, tracklets), a "
+        'document file (documents), a pairs manifest (image_text); or "synth" for SynthMotion',
+    )
     p.add_argument("out", help="output folder")
-    p.add_argument("--format", default="generic", choices=_format_choices(), help="annotation layout")
-    p.add_argument("--split", default=None, help="split to shard (default: train; SynthMotion: all three)")
+    p.add_argument("--kind", default="video", choices=sorted(SHARD_KINDS), help="the samples the shards hold")
+    p.add_argument("--format", default="generic", choices=_format_choices(), help="annotation layout (video)")
+    p.add_argument(
+        "--split", default=None, help="split to shard (default: train; SynthMotion: every split it has)"
+    )
     p.add_argument("--max-size", default="1GB", help="most bytes per shard, e.g. 1GB, 500MB (default 1GB)")
+    p.add_argument(
+        "--synth-root", default=None, help='with "synth": a generated SynthMotion folder (zoo data synth)'
+    )
     p.set_defaults(func=cmd_shard)
 
 
@@ -137,28 +158,67 @@ def cmd_tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
-def shard_records_of(manifest: str, format: str, split: str):
-    """The records and classes ``zoo data shard`` writes: of a manifest, or of SynthMotion (``"synth"``, with
-    every caption of every language, as :class:`~zoo.data.datamodule.VideoDataModule` reads it)."""
-    from zoo.data.formats import load_records
+def _synth_args(synth_root: str | None) -> dict:
+    """The DataModule arguments of SynthMotion: the default set, or the one generated at ``synth_root``."""
+    if synth_root is None:
+        return {}
+    import json
 
+    from zoo.errors import UsageError
+
+    meta = Path(synth_root) / "synthmotion.json"
+    if not meta.is_file():
+        raise UsageError(f"--synth-root: {meta} not found; generate the set with zoo data synth")
+    return {"synth": json.loads(meta.read_text(encoding="utf-8"))["config"], "synth_root": synth_root}
+
+
+def shard_module(
+    kind: str, manifest: str, split: str, synth_root: str | None = None, format: str = "generic"
+):
+    """The DataModule whose records ``zoo data shard --kind`` writes for ``split``, and its own name of the split.
+
+    ``manifest`` is what the kind's DataModule reads for that split (``"synth"``: SynthMotion, whose videos
+    carry every caption of every language); a kind read from one file per split (documents, image–text pairs)
+    reads it as its training file. ``format``: the annotation layout of videos.
+    """
+    import importlib
+
+    from zoo.errors import UsageError
+
+    module_name, class_name = SHARD_KINDS[kind].rsplit(".", 1)
+    cls = getattr(importlib.import_module(module_name), class_name)
     if manifest == "synth":
-        from zoo.data.datamodule import VideoDataModule
-
-        return VideoDataModule().records(split)
-    return load_records(format, manifest, split)
+        if kind == "features":
+            raise UsageError(
+                "--kind features: SynthMotion has no features until a model extracts them "
+                "(zoo.eval.features.extract_sequence_features); shard the folder it writes"
+            )
+        return cls(**_synth_args(synth_root)), split
+    args = {
+        "video": {"train_manifest": manifest, "format": format, "train_split": split},
+        "features": {"root": manifest, "train_split": split, "test_split": None},
+        "documents": {"train_file": manifest},
+        "image_text": {"train_manifest": manifest},
+        "qa": {"root": manifest, "train_split": split, "val_split": None, "test_split": None},
+        "tracklets": {"root": manifest},
+    }[kind]
+    return cls(**args), split if kind == "tracklets" else "train"
 
 
 def cmd_shard(args: argparse.Namespace) -> int:
     from zoo.data.shards import parse_size, write_shards
 
     max_size = parse_size(args.max_size)
-    splits = (
-        [args.split] if args.split else ["train", "val", "test"] if args.manifest == "synth" else ["train"]
-    )
+    splits = [args.split] if args.split else ["train"]
+    if args.manifest == "synth" and not args.split:
+        module, _ = shard_module(args.kind, args.manifest, "train", args.synth_root)
+        splits = [split for split in module.splits_of(None) if module.has_split(split)]
     for split in splits:
-        index = write_shards(shard_records_of(args.manifest, args.format, split), args.out, split, max_size)
-        print(f"{split}: shards and index written to {index}")
+        module, own_split = shard_module(args.kind, args.manifest, split, args.synth_root, args.format)
+        source = module.shard_source(own_split)
+        info = module.shard_info(own_split)
+        index = write_shards(source, args.out, split, max_size, kind=module.shard_kind, info=info)
+        print(f"{split}: {args.kind} shards and index written to {index}")
     return 0
 
 

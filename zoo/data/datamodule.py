@@ -39,6 +39,7 @@ from zoo.data.samplers import (
     RandomClipSampler,
     UniformClipSampler,
 )
+from zoo.data.shards import VIDEO_RECORDS
 from zoo.data.text_collate import CaptionCollate, CaptionCount
 from zoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from zoo.errors import UsageError
@@ -308,7 +309,10 @@ class VideoDataModule(ZooDataModule):
     def build_dataset(self, stage: str) -> VideoDataset:
         return self._video_dataset(stage, self.records(stage).records)
 
-    reads_shards = True
+    shard_kind = VIDEO_RECORDS
+
+    def shard_source(self, stage: str) -> Records:
+        return self.records(stage)
 
     def build_shard_decoder(self, stage: str, records: list[VideoRecord]) -> VideoDataset:
         return self._video_dataset(stage, records, streamed=True)

@@ -12,6 +12,11 @@ over ranks and collate-time tokenisation (``tokenizer``, ``max_text_length``). E
 dataset root out and it is generated at ``prepare_data`` (``synth``: :class:`~zoo.data.synthmotion.SynthMotionConfig`
 fields; ``synth_root``: where).
 
+Every one reads tar shards instead of files (``shards``, see :class:`~zoo.data.base.ZooDataModule`) written by
+``zoo data shard --kind`` (``features``, ``documents``, ``image_text``, ``qa``, ``tracklets``): a sample from a
+shard equals the sample from its files. Tracklets stream their query and gallery only: P×K training batches
+draw from the whole set by identity, which a stream does not give.
+
 Feature sequences of SynthMotion's long videos take two steps, since extracting features runs a model and the
 data layer imports none: first :func:`zoo.eval.features.extract_sequence_features` with
 :func:`zoo.data.sequences.synthmotion_long_videos`'s videos, labels and mapping writes the ``"mstcn"`` layout to
@@ -21,6 +26,7 @@ a folder; then :class:`FeatureSequenceDataModule` reads that folder (``root``).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Sequence
 from functools import partial
@@ -30,10 +36,11 @@ from typing import Any, Literal
 import numpy as np
 from torch.utils.data import DataLoader
 
-from zoo.data.base import Collate, ZooDataModule, check_int
+from zoo.data.base import Collate, StreamedSamples, ZooDataModule, check_int
 from zoo.data.formats import VideoRecord, parse_mars, parse_tvqa
 from zoo.data.samplers import RandomClipSampler, UniformClipSampler
 from zoo.data.samples import (
+    DOCUMENTS,
     DocumentDataset,
     ImageTextDataset,
     MultipleChoiceQADataset,
@@ -43,11 +50,13 @@ from zoo.data.samples import (
     collate_image_text,
     collate_multiple_choice,
     collate_tracklets,
+    read_documents,
     read_image_text,
     synthmotion_qa_records,
     synthmotion_tracklet_records,
 )
-from zoo.data.sequences import FeatureSequenceDataset, collate_sequences
+from zoo.data.sequences import FEATURE_SEQUENCES, FeatureSequenceDataset, collate_sequences
+from zoo.data.shards import VIDEO_RECORDS
 from zoo.data.synthmotion import CLASSES, COLORS, SHAPES, captions_by_video
 from zoo.data.text import DEFAULT_MAX_LENGTH
 from zoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
@@ -80,7 +89,8 @@ class FeatureSequenceDataModule(ZooDataModule):
     and ``feature_dim`` are known right after construction, for linking into the model.
 
     Args:
-        root: the dataset folder (``"mstcn"`` or ``"cte"`` layout; see :mod:`zoo.data.sequences`).
+        root: the dataset folder (``"mstcn"`` or ``"cte"`` layout; see :mod:`zoo.data.sequences`); None: the
+            training split's ``shards``.
         layout: ``"mstcn"`` or ``"cte"``; None: detected.
         train_split: split name of the training videos.
         val_split: split name of the validation videos (None: no validation).
@@ -95,15 +105,20 @@ class FeatureSequenceDataModule(ZooDataModule):
         frame_stride: use every ``frame_stride``-th frame.
         length_tolerance: most frames by which features and labels may differ.
         mapping_name: the mapping file of the ``"cte"`` layout.
+        on_error: from shards, ``skip`` an unreadable sample (counted, named in the warning) or ``raise``.
+        max_error_fraction: from shards, the run stops once more than this fraction of samples failed.
+        error_log: from shards, a file to which every unreadable sample appends one JSON line.
         batch_size: videos per batch.
         drop_last: drop the last incomplete training batch.
         **loader_options: ``num_workers``, ``persistent_workers``, ``pin_memory``, ``seed`` (of the ``"sorted"``
-            draws): see :class:`~zoo.data.base.ZooDataModule`.
+            draws), ``shards``: see :class:`~zoo.data.base.ZooDataModule`.
     """
+
+    shard_kind = FEATURE_SEQUENCES
 
     def __init__(
         self,
-        root: str,
+        root: str | None = None,
         layout: Literal["mstcn", "cte"] | None = None,
         train_split: str = "train",
         val_split: str | None = None,
@@ -118,6 +133,9 @@ class FeatureSequenceDataModule(ZooDataModule):
         frame_stride: int = 1,
         length_tolerance: int = 50,
         mapping_name: str = "mapping.txt",
+        on_error: Literal["skip", "raise"] = "skip",
+        max_error_fraction: float = 0.1,
+        error_log: str | None = None,
         batch_size: int = 1,
         drop_last: bool = False,
         **loader_options: Any,
@@ -130,23 +148,41 @@ class FeatureSequenceDataModule(ZooDataModule):
             **loader_options,
         )
         self.save_hyperparameters()
+        if root is None and "train" not in self.shards:
+            raise UsageError("FeatureSequenceDataModule needs a root folder or training shards")
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
         self._dataset("train")  # checks the arguments and the files now; gives the classes and D
 
     def has_split(self, split: str) -> bool:
-        return self.splits.get(split) is not None
+        return self.hparams.root is not None and self.splits.get(split) is not None
 
     def build_dataset(self, split: str) -> FeatureSequenceDataset:
         hp = self.hparams
-        train = split == "train"
+        return self._sequences(split, hp.root, split=self.splits[split], frames_first=hp.frames_first)
+
+    def build_shard_decoder(self, split: str, records: list[VideoRecord]) -> StreamedSamples:
+        index = self.shard_index(split)
+        info = index.info
+        if split != "train" and (index.classes, info["feature_dim"]) != (self.classes, self.feature_dim):
+            raise UsageError(
+                f"{index.source}: classes {index.classes} and feature_dim {info['feature_dim']} differ from the "
+                f"training data's ({self.classes}, {self.feature_dim})"
+            )
+        dataset = self._sequences(
+            split, None, streamed=len(records), classes=index.classes, frames_first=info["frames_first"]
+        )
+        return self._streamed(dataset, records)
+
+    def _sequences(self, stage: str, root: str | None, **source: Any) -> FeatureSequenceDataset:
+        """The sequences of split ``stage`` from ``root`` (None: streamed), with the module's options."""
+        hp = self.hparams
+        train = stage == "train"
         return FeatureSequenceDataset(
-            hp.root,
+            root,
             hp.layout,
-            self.splits[split],
-            hp.fold,
+            fold=hp.fold,
             activity=hp.activity,
-            feature_dim=hp.feature_dim if train else self.feature_dim,
-            frames_first=hp.frames_first,
+            feature_dim=hp.feature_dim if train and root is not None else self.feature_dim,
             mode=hp.mode if train else "full",
             num_frames=hp.num_frames if train else None,
             num_splits=hp.num_splits if train else 1,
@@ -154,19 +190,32 @@ class FeatureSequenceDataModule(ZooDataModule):
             length_tolerance=hp.length_tolerance,
             mapping_name=hp.mapping_name,
             seed=self.seed,
+            **source,
         )
 
     def collate_fn(self, split: str) -> Collate:
         return collate_sequences
 
+    def shard_source(self, split: str) -> tuple[list[Any], list[str]]:
+        dataset = self._dataset(split)
+        return dataset.records, dataset.classes
+
+    def shard_info(self, split: str) -> dict[str, Any]:
+        dataset = self._dataset(split)
+        return {"feature_dim": dataset.feature_dim, "frames_first": dataset.frames_first}
+
     @property
     def classes(self) -> list[str]:
         """Segment (sub-action) classes; a background class is the last one."""
+        if "train" in self.shards:
+            return self.shard_index("train").classes
         return self.datasets["train"].classes
 
     @property
     def feature_dim(self) -> int:
         """D of the features."""
+        if "train" in self.shards:
+            return int(self.shard_index("train").info["feature_dim"])
         return self.datasets["train"].feature_dim
 
 
@@ -197,11 +246,16 @@ class DocumentDataModule(ZooDataModule):
         tokenizer: the tokenizer of anchors and positives (:func:`zoo.data.text.build_tokenizer`).
         max_text_length: most tokens per span, special tokens included.
         caption_languages: SynthMotion's caption languages that make its documents.
+        on_error: from shards, ``skip`` an unreadable document (counted, named in the warning) or ``raise``.
+        max_error_fraction: from shards, the run stops once more than this fraction of documents failed.
+        error_log: from shards, a file to which every unreadable document appends one JSON line.
         synth: :class:`~zoo.data.synthmotion.SynthMotionConfig` fields of the generated SynthMotion set.
         synth_root: where to write SynthMotion (default: :func:`~zoo.data.synthmotion.default_root`).
         **loader_options: ``batch_size`` (documents), ``num_workers``, ``persistent_workers``, ``pin_memory``,
-            ``drop_last``, ``seed`` (of the span draws): see :class:`~zoo.data.base.ZooDataModule`.
+            ``drop_last``, ``seed`` (of the span draws), ``shards``: see :class:`~zoo.data.base.ZooDataModule`.
     """
+
+    shard_kind = DOCUMENTS
 
     def __init__(
         self,
@@ -216,6 +270,9 @@ class DocumentDataModule(ZooDataModule):
         tokenizer: str | dict[str, Any] = "bytes",
         max_text_length: int = 512,
         caption_languages: Sequence[str] = ("en",),
+        on_error: Literal["skip", "raise"] = "skip",
+        max_error_fraction: float = 0.1,
+        error_log: str | None = None,
         synth: dict[str, Any] | None = None,
         synth_root: str | None = None,
         **loader_options: Any,
@@ -224,11 +281,11 @@ class DocumentDataModule(ZooDataModule):
         self.save_hyperparameters()
         _needs_tokenizer(self)
         self.files = {"train": train_file, "val": val_file, "test": test_file}
-        if train_file is None:
+        if train_file is None and not self.shards:
             self.use_synth(synth, synth_root)
             self.files = {"train": "train", "val": "val", "test": "test"}
         else:
-            self._dataset("train")  # checks the span arguments and reads the documents now
+            self._dataset("train", required=False)  # checks the span arguments and reads the documents now
 
     def has_split(self, split: str) -> bool:
         if self.synth is not None:
@@ -236,12 +293,26 @@ class DocumentDataModule(ZooDataModule):
         return self.files.get(split) is not None
 
     def build_dataset(self, split: str) -> DocumentDataset:
-        hp = self.hparams
         source = self.files[split]
         if self.synth is not None:
-            source = synthmotion_documents(self.synth.folder, split, hp.caption_languages)
+            source = synthmotion_documents(self.synth.folder, split, self.hparams.caption_languages)
+        return self._documents(source)
+
+    def shard_source(self, split: str) -> tuple[list[str], None]:
+        """Every document of ``split``, also those too short for this DataModule's spans (a reader with other
+        spans may use them; one with these counts them as unreadable)."""
+        if self.synth is not None:
+            return synthmotion_documents(self.synth.folder, split, self.hparams.caption_languages), None
+        return [text for text, _ in read_documents(self.files[split])], None
+
+    def build_shard_decoder(self, split: str, records: list[VideoRecord]) -> StreamedSamples:
+        return self._streamed(self._documents(None, streamed=len(records)), records)
+
+    def _documents(self, source: Any, streamed: int = 0) -> DocumentDataset:
+        hp = self.hparams
         return DocumentDataset(
             source,
+            streamed=streamed,
             num_anchors=hp.num_anchors,
             num_positives=hp.num_positives,
             max_span_len=hp.max_span_len,
@@ -295,8 +366,10 @@ class ImageTextDataModule(ZooDataModule):
         synth: :class:`~zoo.data.synthmotion.SynthMotionConfig` fields of the generated SynthMotion set.
         synth_root: where to write SynthMotion (default: :func:`~zoo.data.synthmotion.default_root`).
         **loader_options: ``batch_size`` (pairs), ``num_workers``, ``persistent_workers``, ``pin_memory``,
-            ``drop_last``, ``seed`` (of the augmentation): see :class:`~zoo.data.base.ZooDataModule`.
+            ``drop_last``, ``seed`` (of the augmentation), ``shards``: see :class:`~zoo.data.base.ZooDataModule`.
     """
+
+    shard_kind = dataclasses.replace(VIDEO_RECORDS, name="image_text")
 
     def __init__(
         self,
@@ -323,7 +396,10 @@ class ImageTextDataModule(ZooDataModule):
         self.manifests = {"train": train_manifest, "val": val_manifest, "test": test_manifest}
         for split in ("train", "val", "test"):
             self._transform(split)  # a bad preset is an error now
-        if train_manifest is None:
+        if train_manifest is None and self.shards:
+            self._pairs = {}
+            self._classes = self.shard_index(next(iter(self.shards))).classes
+        elif train_manifest is None:
             self.use_synth(synth, synth_root)
             self.manifests = {"train": "train", "val": "val", "test": "test"}
             self._classes = synthmotion_image_text_classes(self.synth.config.num_classes)
@@ -342,8 +418,7 @@ class ImageTextDataModule(ZooDataModule):
             return getattr(self.synth.config, f"{split}_per_class", 0) > 0
         return self.manifests.get(split) is not None
 
-    def build_dataset(self, split: str) -> ImageTextDataset:
-        hp = self.hparams
+    def shard_source(self, split: str) -> tuple[list[VideoRecord], list[str]]:
         if self.synth is not None:
             records, classes = synthmotion_image_text(self.synth.folder, split), self.classes
         else:
@@ -352,6 +427,21 @@ class ImageTextDataModule(ZooDataModule):
             raise UsageError(
                 f"{self.manifests[split]}: classes {classes} differ from the training manifest's {self.classes}"
             )
+        return records, classes
+
+    def build_dataset(self, split: str) -> ImageTextDataset:
+        return self._pairs_dataset(split, *self.shard_source(split))
+
+    def build_shard_decoder(self, split: str, records: list[VideoRecord]) -> ImageTextDataset:
+        index = self.shard_index(split)
+        if index.classes != self.classes:
+            raise UsageError(f"{index.source}: classes {index.classes} differ from the training data's")
+        return self._pairs_dataset(split, records, self.classes, streamed=True)
+
+    def _pairs_dataset(
+        self, split: str, records: list[VideoRecord], classes: list[str], streamed: bool = False
+    ) -> ImageTextDataset:
+        hp = self.hparams
         return ImageTextDataset(
             (records, classes),
             self._transform(split),
@@ -359,6 +449,7 @@ class ImageTextDataModule(ZooDataModule):
             on_error=hp.on_error,
             max_error_fraction=hp.max_error_fraction,
             error_log=hp.error_log,
+            streamed=streamed,
         )
 
     def collate_fn(self, split: str) -> Collate:
@@ -428,9 +519,11 @@ class MultipleChoiceQADataModule(ZooDataModule):
         synth: :class:`~zoo.data.synthmotion.SynthMotionConfig` fields of the generated SynthMotion set.
         synth_root: where to write SynthMotion (default: :func:`~zoo.data.synthmotion.default_root`).
         **loader_options: ``batch_size`` (items), ``num_workers``, ``persistent_workers``, ``pin_memory``,
-            ``drop_last``, ``seed`` (of the clip sampling and augmentation): see
-            :class:`~zoo.data.base.ZooDataModule`.
+            ``drop_last``, ``seed`` (of the clip sampling and augmentation), ``shards`` (they hold the clips
+            also when ``video`` is off): see :class:`~zoo.data.base.ZooDataModule`.
     """
+
+    shard_kind = dataclasses.replace(VIDEO_RECORDS, name="qa")
 
     def __init__(
         self,
@@ -455,7 +548,7 @@ class MultipleChoiceQADataModule(ZooDataModule):
         super().__init__(tokenizer=tokenizer, max_text_length=max_text_length, **loader_options)
         self.save_hyperparameters()
         _needs_tokenizer(self)
-        if root is None:
+        if root is None and not self.shards:
             self.use_synth(synth, synth_root, needs={"qa_per_clip": 1})
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
         for split in ("train", "val", "test"):
@@ -473,7 +566,9 @@ class MultipleChoiceQADataModule(ZooDataModule):
     def has_split(self, split: str) -> bool:
         if self.splits.get(split) is None:
             return False
-        return self.synth is None or getattr(self.synth.config, f"{split}_per_class", 0) > 0
+        if self.synth is None:
+            return self.hparams.root is not None
+        return getattr(self.synth.config, f"{split}_per_class", 0) > 0
 
     def records(self, split: str) -> list[VideoRecord]:
         """The QA items of ``split``."""
@@ -482,17 +577,32 @@ class MultipleChoiceQADataModule(ZooDataModule):
         return parse_tvqa(Path(self.hparams.root), self.splits[split], self.hparams.video_dir).records
 
     def build_dataset(self, split: str) -> MultipleChoiceQADataset:
+        return self._items(split, self.records(split))
+
+    def build_shard_decoder(self, split: str, records: list[VideoRecord]) -> Any:
+        items = self._items(split, records, streamed=True)
+        if self.hparams.video:
+            return items
+        return self._streamed(items, records)
+
+    def _items(
+        self, split: str, records: list[VideoRecord], streamed: bool = False
+    ) -> MultipleChoiceQADataset:
         hp = self.hparams
         if not hp.video:
-            return MultipleChoiceQADataset(self.records(split))
+            return MultipleChoiceQADataset(records, seed=self.seed, streamed=streamed)
         return MultipleChoiceQADataset(
-            self.records(split),
+            records,
             self._sampler(split),
             self._transform(split),
             seed=self.seed,
+            streamed=streamed,
             on_error=hp.on_error,
             max_error_fraction=hp.max_error_fraction,
         )
+
+    def shard_source(self, split: str) -> tuple[list[VideoRecord], None]:
+        return self.records(split), None
 
     def collate_fn(self, split: str) -> Collate:
         return partial(collate_multiple_choice, tokenize=self.tokenizer, separator=self.hparams.separator)
@@ -530,8 +640,11 @@ class TrackletDataModule(ZooDataModule):
         synth_root: where to write SynthMotion (default: :func:`~zoo.data.synthmotion.default_root`).
         **loader_options: ``batch_size`` (tracklets per query or gallery batch; training batches are P·K),
             ``num_workers``, ``persistent_workers``, ``pin_memory``, ``seed`` (of the PK batches, clip sampling
-            and augmentation): see :class:`~zoo.data.base.ZooDataModule`. Nothing is dropped.
+            and augmentation), ``shards`` (``{query: ..., gallery: ...}``; training reads files): see
+            :class:`~zoo.data.base.ZooDataModule`. Nothing is dropped.
     """
+
+    shard_kind = dataclasses.replace(VIDEO_RECORDS, name="tracklets")
 
     def __init__(
         self,
@@ -557,6 +670,11 @@ class TrackletDataModule(ZooDataModule):
         self.save_hyperparameters()
         check_int("p", p, 1)
         check_int("k", k, 1)
+        if "train" in self.shards:
+            raise UsageError(
+                "TrackletDataModule cannot train from shards: a P×K batch draws K tracklets of each of P "
+                "identities from the whole set, which a stream does not give; give shards for query and gallery"
+            )
         if root is None:
             self.use_synth(synth, synth_root, needs={"reid_identities": 2})
         for split in ("train", "query"):
@@ -587,16 +705,26 @@ class TrackletDataModule(ZooDataModule):
         return parse_mars(Path(self.hparams.root), split, self.hparams.fps).records
 
     def build_dataset(self, split: str) -> TrackletDataset:
+        return self._tracklets(split, self.records(split))
+
+    def build_shard_decoder(self, split: str, records: list[VideoRecord]) -> TrackletDataset:
+        return self._tracklets(split, records, streamed=True)
+
+    def _tracklets(self, split: str, records: list[VideoRecord], streamed: bool = False) -> TrackletDataset:
         hp = self.hparams
         return TrackletDataset(
-            self.records(split),
+            records,
             self._sampler(split),
             self._transform(split),
             seed=self.seed,
+            streamed=streamed,
             on_error=hp.on_error,
             max_error_fraction=hp.max_error_fraction,
             error_log=hp.error_log,
         )
+
+    def shard_source(self, split: str) -> tuple[list[VideoRecord], None]:
+        return self.records(split), None
 
     def collate_fn(self, split: str) -> Collate:
         return collate_tracklets

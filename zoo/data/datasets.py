@@ -54,7 +54,7 @@ from zoo.data.compressed import keyframe_indices, read_motion_vectors, replay_ge
 from zoo.data.formats import VideoRecord
 from zoo.data.samplers import clip_span
 from zoo.data.text_collate import CaptionCount, Captions, select_captions
-from zoo.data.video import VideoDecodeError, VideoReader
+from zoo.data.video import InMemoryVideo, VideoDecodeError, VideoReader
 from zoo.errors import UsageError
 
 __all__ = [
@@ -97,10 +97,11 @@ def _accepts_generator(fn: Callable) -> bool:
 class _FrameListReader:
     """Frames stored as image files (``record.extra["frames"]``), read like a video at ``fps``."""
 
-    def __init__(self, frames: Sequence[str | Path], fps: float, path: Path) -> None:
+    def __init__(self, frames: Sequence[str | Path | InMemoryVideo], fps: float, path: Path) -> None:
         if not frames:
             raise VideoDecodeError(path, "empty frame list")
-        self.frames, self.path = [Path(f) for f in frames], path
+        self.frames = [f if isinstance(f, InMemoryVideo) else Path(f) for f in frames]  # bytes: from shards
+        self.path = path
         self.fps, self.num_frames = float(fps), len(self.frames)
 
     def frame_times(self) -> np.ndarray:
@@ -112,7 +113,8 @@ class _FrameListReader:
         images = []
         for i in indices:
             try:
-                with Image.open(self.frames[i]) as image:
+                frame = self.frames[i]
+                with Image.open(frame.open() if isinstance(frame, InMemoryVideo) else frame) as image:
                     images.append(np.asarray(image.convert("RGB")))
             except (UnidentifiedImageError, OSError) as err:
                 raise VideoDecodeError(self.frames[i], f"unreadable frame image ({err})") from err

@@ -38,10 +38,12 @@ from torch.utils.data import Dataset, Sampler
 from zoo.data.base import EpochSeeded
 from zoo.data.datasets import VideoDataset, collate_samples
 from zoo.data.formats import ManifestError, VideoRecord, read_classes
+from zoo.data.shards import SampleDecodeError, ShardItem, ShardKind
 from zoo.data.transforms import build_transform
 from zoo.errors import UsageError
 
 __all__ = [
+    "DOCUMENTS",
     "DocumentDataset",
     "ImageTextDataset",
     "MultipleChoiceQADataset",
@@ -54,6 +56,7 @@ __all__ = [
     "collate_image_text",
     "collate_multiple_choice",
     "collate_tracklets",
+    "read_documents",
     "read_image_text",
     "sample_anchor_positive_spans",
     "synthmotion_qa_records",
@@ -65,6 +68,58 @@ Tokenize = Callable[[list[str]], dict[str, torch.Tensor]]
 
 def _tokens_or_texts(texts: list[str], tokenize: Tokenize | None) -> Any:
     return texts if tokenize is None else tokenize(texts)
+
+
+class _OverVideos(Dataset):
+    """A dataset whose files :class:`VideoDataset` reads (``self.videos``): its epoch, its error counts, and a
+    sample loaded from a given record (:meth:`load_exactly`, for shards); a subclass finishes the sample."""
+
+    videos: VideoDataset
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.videos.set_epoch(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return self.videos.epoch
+
+    def error_stats(self) -> dict[str, Any]:
+        return self.videos.error_stats()
+
+    def is_known_bad(self, index: int) -> bool:
+        return self.videos.is_known_bad(index)
+
+    def count_failure(self, index: int, reason: str) -> None:
+        self.videos.count_failure(index, reason)
+
+    def error_state(self) -> torch.Tensor:
+        return self.videos.error_state()
+
+    def load_error_state(self, bad: torch.Tensor) -> None:
+        self.videos.load_error_state(bad)
+
+    def _finish(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """The dataset's sample from :class:`VideoDataset`'s."""
+        return sample
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self._finish(self.videos[index])
+
+    def load_exactly(self, index: int, record: VideoRecord) -> dict[str, Any] | None:
+        """Sample ``index`` from ``record`` (e.g. streamed from a shard); None when it cannot be read (counted)."""
+        sample = self.videos.load_exactly(index, self._checked(index, record))
+        return None if sample is None else self._finish(sample)
+
+    def _checked(self, index: int, record: VideoRecord) -> VideoRecord:
+        """``record``, checked as the records given at construction are."""
+        return record
+
+    def _take(self, records: Sequence[VideoRecord], streamed: bool) -> list[VideoRecord]:
+        """``records``, each checked now unless they are placeholders of streamed ones (checked when loaded)."""
+        return [record if streamed else self._checked(i, record) for i, record in enumerate(records)]
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -200,7 +255,8 @@ class DocumentDataset(EpochSeeded, Dataset):
     Samples: ``{"text": str, "index"}``; with spans ``{"anchors": [A str], "positives": [A·P str], "index"}``.
 
     Args:
-        source: a text file (one document per line), a JSONL file (field ``text``) or a list of texts.
+        source: a text file (one document per line), a JSONL file (field ``text``) or a list of texts; None:
+            ``streamed`` documents, each given with its index to :meth:`load_record` (from shards).
         num_anchors: anchors per document (None: whole documents).
         num_positives: positives per anchor.
         max_span_len: longest span in tokens (DeCLUTR: 512).
@@ -209,11 +265,12 @@ class DocumentDataset(EpochSeeded, Dataset):
         span_tokenizer: the tokens spans are counted in and the way back to text: the model's
             :class:`~zoo.data.text.TextTokenizer`, or None for :class:`WhitespaceTokenizer`.
         seed: base of the span draws.
+        streamed: the number of documents when ``source`` is None.
     """
 
     def __init__(
         self,
-        source: str | os.PathLike | Sequence[str],
+        source: str | os.PathLike | Sequence[str] | None,
         *,
         num_anchors: int | None = None,
         num_positives: int = 2,
@@ -222,8 +279,11 @@ class DocumentDataset(EpochSeeded, Dataset):
         sampling_strategy: Literal["subsuming", "adjacent"] | None = None,
         span_tokenizer: SpanTokenizer | None = None,
         seed: int = 0,
+        streamed: int = 0,
     ) -> None:
-        if isinstance(source, (str, os.PathLike)):
+        if source is None:
+            documents = [("", f"streamed document {i}") for i in range(streamed)]
+        elif isinstance(source, (str, os.PathLike)):
             documents = read_documents(source)
         else:
             documents = [(text, f"document {i}") for i, text in enumerate(source)]
@@ -240,8 +300,8 @@ class DocumentDataset(EpochSeeded, Dataset):
         self.max_span_len, self.min_span_len = max_span_len, min_span_len
         self.sampling_strategy = sampling_strategy
         self.span_tokenizer = span_tokenizer or WhitespaceTokenizer()
-        if num_anchors is not None:  # DeCLUTR keeps documents of >= num_anchors * max_span_len * 2 tokens
-            shortest = num_anchors * max_span_len * 2
+        if num_anchors is not None and source is not None:  # DeCLUTR keeps documents of >= that many tokens
+            shortest = self.shortest
             short = [where for text, where in documents if len(self.span_tokenizer.tokenize(text)) < shortest]
             if short:
                 warnings.warn(
@@ -259,12 +319,26 @@ class DocumentDataset(EpochSeeded, Dataset):
         self.documents = [text for text, _ in documents]
         self._init_epoch(seed)
 
+    @property
+    def shortest(self) -> int:
+        """Tokens a document needs for its spans: ``num_anchors * max_span_len * 2``."""
+        return (self.num_anchors or 0) * self.max_span_len * 2
+
     def __len__(self) -> int:
         return len(self.documents)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        index = int(index)
-        text = self.documents[index]
+        return self._sample(int(index), self.documents[int(index)])
+
+    def load_record(self, index: int, text: str) -> dict[str, Any]:
+        """Sample ``index`` of document ``text`` (streamed); a :class:`~zoo.data.shards.SampleDecodeError` for
+        a document too short for the spans (files leave those out at construction; a stream counts them)."""
+        tokens = len(self.span_tokenizer.tokenize(text))
+        if tokens < self.shortest:
+            raise SampleDecodeError(f"a document of {tokens} tokens, shorter than {self.shortest}")
+        return self._sample(int(index), text)
+
+    def _sample(self, index: int, text: str) -> dict[str, Any]:
         if self.num_anchors is None:
             return {"text": text, "index": index}
         anchors, positives = sample_anchor_positive_spans(
@@ -278,6 +352,20 @@ class DocumentDataset(EpochSeeded, Dataset):
             self.span_tokenizer.detokenize,
         )
         return {"anchors": anchors, "positives": positives, "index": index}
+
+
+def _document_item(text: str) -> ShardItem:
+    return ShardItem({}, {"text": text})
+
+
+def _document_text(members: dict[str, bytes], meta: dict[str, Any], name: str) -> str:
+    if not isinstance(meta.get("text"), str):
+        raise SampleDecodeError(f"{name}.json: needs a string field 'text'")
+    return meta["text"]
+
+
+DOCUMENTS = ShardKind("documents", _document_item, _document_text)
+"""Documents in shards: a JSON member ``{"text": ...}`` per document, no other file."""
 
 
 def collate_documents(samples: Sequence[dict[str, Any]], tokenize: Tokenize | None = None) -> dict[str, Any]:
@@ -367,7 +455,7 @@ def read_image_text(path: str | os.PathLike) -> tuple[list[VideoRecord], list[st
     return records, classes
 
 
-class ImageTextDataset(Dataset):
+class ImageTextDataset(_OverVideos):
     """Image–text pairs with multi-hot labels (:func:`read_image_text`).
 
     Samples: ``image`` (C, H, W) (``image_views`` (K, C, H, W) for a transform that makes K crops), ``text``,
@@ -378,7 +466,8 @@ class ImageTextDataset(Dataset):
         transform: uint8 (T, H, W, C) -> float (C, T, H, W) (default: the "eval" preset at ``image_size``).
         image_size: side of the default transform's crop.
         seed: base of every random draw.
-        **robustness: ``on_error``, ``max_error_fraction``, ``error_log`` of :class:`VideoDataset`.
+        **robustness: ``on_error``, ``max_error_fraction``, ``error_log`` (and ``streamed``) of
+            :class:`VideoDataset`.
     """
 
     def __init__(
@@ -391,7 +480,7 @@ class ImageTextDataset(Dataset):
         **robustness: Any,
     ) -> None:
         records, self.classes = read_image_text(source) if isinstance(source, (str, os.PathLike)) else source
-        self.images = VideoDataset(
+        self.videos = VideoDataset(
             records,
             _single_frame,
             transform or build_transform("eval", size=image_size),
@@ -402,26 +491,14 @@ class ImageTextDataset(Dataset):
             **robustness,
         )
 
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.images.set_epoch(epoch)
-
-    @property
-    def epoch(self) -> int:
-        return self.images.epoch
-
-    def error_stats(self) -> dict[str, Any]:
-        return self.images.error_stats()
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        sample = self.images[index]
+    def _finish(self, sample: dict[str, Any]) -> dict[str, Any]:
         if "video" in sample:
             sample["image"] = sample.pop("video")[:, 0]  # (C, 1, H, W) -> (C, H, W)
         else:
             sample["image_views"] = sample.pop("video_views")[:, :, 0]  # (K, C, H, W)
-        sample["multilabel"] = torch.from_numpy(sample["multilabel"])
+        sample["multilabel"] = torch.as_tensor(
+            np.asarray(sample["multilabel"], dtype=np.float32)
+        )  # shards: a list
         del sample["frame_indices"]
         return sample
 
@@ -481,7 +558,7 @@ def synthmotion_qa_records(root: str | os.PathLike, split: str = "train") -> lis
     return records
 
 
-class MultipleChoiceQADataset(Dataset):
+class MultipleChoiceQADataset(EpochSeeded, _OverVideos):
     """Multiple-choice QA items: ``question`` (str), ``answers`` (A str), ``answer`` (index, -1: unknown).
 
     Records need ``extra["question"]`` and ``extra["answers"]`` and the correct answer as ``label``
@@ -489,10 +566,12 @@ class MultipleChoiceQADataset(Dataset):
     decoded too (``video`` or ``video_views``, ``frame_indices``) by :class:`VideoDataset`.
 
     Args:
-        records: the items.
+        records: the items (placeholders when ``streamed``).
         sampler: a clip sampler (:mod:`zoo.data.samplers`), or None for text only.
         transform: the clip transform (with a sampler).
         seed: base of every random draw.
+        streamed: the records are placeholders of items streamed from shards, each checked when it is loaded
+            (:meth:`load_exactly`, or :meth:`load_record` for text only).
         **video_options: other arguments of :class:`VideoDataset` (views, audio, on_error, ...).
     """
 
@@ -503,35 +582,42 @@ class MultipleChoiceQADataset(Dataset):
         transform: Callable[..., torch.Tensor] | None = None,
         *,
         seed: int = 0,
+        streamed: bool = False,
         **video_options: Any,
     ) -> None:
-        for i, record in enumerate(records):
-            answers = record.extra.get("answers")
-            if (
-                not isinstance(record.extra.get("question"), str)
-                or not isinstance(answers, list)
-                or not answers
-            ):
-                raise UsageError(f"QA record {i} ({record.path}) needs extra 'question' and a list 'answers'")
-            if record.label is not None and not 0 <= record.label < len(answers):
-                raise UsageError(f"QA record {i} ({record.path}): answer {record.label} of {len(answers)}")
-        self.records = list(records)
+        self.records = self._take(records, streamed)
         self.videos = None
+        self._init_epoch(seed)  # text only: the epoch still orders streamed shards
         if sampler is not None:
             self.videos = VideoDataset(
-                self.records, sampler, transform, extras=("question", "answers"), seed=seed, **video_options
+                self.records,
+                sampler,
+                transform,
+                extras=("question", "answers"),
+                seed=seed,
+                streamed=streamed,
+                **video_options,
             )
+
+    def _checked(self, index: int, record: VideoRecord) -> VideoRecord:
+        answers = record.extra.get("answers")
+        if not isinstance(record.extra.get("question"), str) or not isinstance(answers, list) or not answers:
+            raise UsageError(f"QA record {index} ({record.path}) needs extra 'question' and a list 'answers'")
+        if record.label is not None and not 0 <= record.label < len(answers):
+            raise UsageError(f"QA record {index} ({record.path}): answer {record.label} of {len(answers)}")
+        return record
 
     def __len__(self) -> int:
         return len(self.records)
 
     def set_epoch(self, epoch: int) -> None:
+        EpochSeeded.set_epoch(self, epoch)
         if self.videos is not None:
             self.videos.set_epoch(epoch)
 
     @property
     def epoch(self) -> int:
-        return 0 if self.videos is None else self.videos.epoch
+        return EpochSeeded.epoch.fget(self)
 
     def error_stats(self) -> dict[str, Any]:
         """The clips' unreadable-file counts (:meth:`VideoDataset.error_stats`); zeros for text only."""
@@ -540,13 +626,18 @@ class MultipleChoiceQADataset(Dataset):
         return self.videos.error_stats()
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        index = int(index)
         if self.videos is None:
-            record = self.records[index]
-            sample = {"question": record.extra["question"], "answers": list(record.extra["answers"])}
-            sample.update(answer=-1 if record.label is None else int(record.label), index=index)
-            return sample
-        sample = self.videos[index]
+            return self.load_record(int(index), self.records[int(index)])
+        return super().__getitem__(index)
+
+    def load_record(self, index: int, record: VideoRecord) -> dict[str, Any]:
+        """The text-only item ``index`` of ``record``."""
+        record = self._checked(index, record)
+        sample = {"question": record.extra["question"], "answers": list(record.extra["answers"])}
+        sample.update(answer=-1 if record.label is None else int(record.label), index=index)
+        return sample
+
+    def _finish(self, sample: dict[str, Any]) -> dict[str, Any]:
         sample["answer"] = sample.pop("label")
         return sample
 
@@ -617,7 +708,7 @@ def synthmotion_tracklet_records(root: str | os.PathLike, split: str = "train") 
     return records
 
 
-class TrackletDataset(Dataset):
+class TrackletDataset(_OverVideos):
     """T frames of a tracklet (one identity, one camera), its ``identity`` and ``camera``.
 
     Records are frame lists or tracklet videos with ``extra["pid"]`` and ``extra["camera"]``
@@ -630,6 +721,8 @@ class TrackletDataset(Dataset):
         sampler: which frames (:mod:`zoo.data.samplers`, e.g. ``RandomClipSampler(8, short_video="loop")``).
         transform: the clip transform.
         seed: base of every random draw.
+        streamed: the records are placeholders of tracklets streamed from shards, each checked when it is
+            loaded (:meth:`load_exactly`).
         **video_options: other arguments of :class:`VideoDataset` (views, on_error, ...).
     """
 
@@ -640,38 +733,33 @@ class TrackletDataset(Dataset):
         transform: Callable[..., torch.Tensor] | None = None,
         *,
         seed: int = 0,
+        streamed: bool = False,
         **video_options: Any,
     ) -> None:
-        for i, record in enumerate(records):
-            if not all(isinstance(record.extra.get(k), int) for k in ("pid", "camera")):
-                raise UsageError(
-                    f"tracklet record {i} ({record.path}) needs integer extra 'pid' and 'camera'"
-                )
-        self.records = list(records)
-        self.tracklets = VideoDataset(
-            self.records, sampler, transform, extras=("pid", "camera"), seed=seed, **video_options
+        self.records = self._take(records, streamed)
+        self.videos = VideoDataset(
+            self.records,
+            sampler,
+            transform,
+            extras=("pid", "camera"),
+            seed=seed,
+            streamed=streamed,
+            **video_options,
         )
 
-    def __len__(self) -> int:
-        return len(self.records)
+    def _checked(self, index: int, record: VideoRecord) -> VideoRecord:
+        if not all(isinstance(record.extra.get(k), int) for k in ("pid", "camera")):
+            raise UsageError(
+                f"tracklet record {index} ({record.path}) needs integer extra 'pid' and 'camera'"
+            )
+        return record
 
     @property
     def identities(self) -> list[int]:
         """The identity of each tracklet (for :class:`PKSampler`)."""
         return [record.extra["pid"] for record in self.records]
 
-    def set_epoch(self, epoch: int) -> None:
-        self.tracklets.set_epoch(epoch)
-
-    @property
-    def epoch(self) -> int:
-        return self.tracklets.epoch
-
-    def error_stats(self) -> dict[str, Any]:
-        return self.tracklets.error_stats()
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        sample = self.tracklets[index]
+    def _finish(self, sample: dict[str, Any]) -> dict[str, Any]:
         sample["identity"] = sample.pop("pid")
         return sample
 

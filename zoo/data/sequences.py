@@ -25,6 +25,10 @@ Layouts (``root`` is the dataset folder):
   name contains it, as CTE selects them). Background (a negative index in the mapping, YouTube Instructions'
   ``-1``) becomes the last class, :attr:`FeatureSequenceDataset.background_label`.
 
+Shards (``zoo data shard --kind features``, :data:`FEATURE_SEQUENCES`) hold each video's feature file (its own
+bytes, ``.npy`` or ``.txt``) and, in its JSON, the video id, the frame labels and the activity; the index keeps
+the classes, ``feature_dim`` and ``frames_first``.
+
 Pitfalls of the originals, handled here: the two layouts store features transposed from one another (a
 wrong ``frames_first`` names the file, the expected and the found shape); CTE silently drops a video whose
 ground truth has a label missing from the mapping (here: an error naming the file and the line); feature
@@ -47,9 +51,12 @@ from torch.utils.data import Dataset
 
 from zoo.data.base import EpochSeeded
 from zoo.data.formats import ManifestError, parse_action_segmentation
+from zoo.data.shards import SampleDecodeError, ShardItem, ShardKind
+from zoo.data.video import InMemoryVideo
 from zoo.errors import UsageError
 
 __all__ = [
+    "FEATURE_SEQUENCES",
     "FeatureFileError",
     "FeatureSequenceDataset",
     "SequenceLengthError",
@@ -75,8 +82,8 @@ class SequenceRecord:
     """One long video: its feature file, its per-frame labels and its activity (None: unknown)."""
 
     video_id: str
-    features_path: Path
-    labels_path: Path
+    features_path: Path | InMemoryVideo  # in memory: streamed from a shard
+    labels_path: Path | str
     frame_labels: np.ndarray  # int64 (num_frames,)
     activity: int | None = None
 
@@ -193,8 +200,15 @@ def _feature_shape(path: Path) -> tuple[int, ...] | None:
     return np.load(path, mmap_mode="r").shape
 
 
-def _load_features(path: Path) -> np.ndarray:
+def _load_features(path: Path | InMemoryVideo) -> np.ndarray:
     """The stored array (``.npy`` memory-mapped: only the rows used are read)."""
+    if isinstance(path, InMemoryVideo):
+        try:
+            if str(path).endswith(".npy"):
+                return np.load(path.open())
+            return np.loadtxt(path.open(), ndmin=2)
+        except (ValueError, OSError, EOFError) as err:
+            raise SampleDecodeError(f"{path}: not a feature array ({err})") from err
     if not path.is_file():
         raise FileNotFoundError(f"feature file {str(path)!r} not found")
     return np.load(path, mmap_mode="r") if path.suffix == ".npy" else np.loadtxt(path, ndmin=2)
@@ -204,7 +218,8 @@ class FeatureSequenceDataset(EpochSeeded, Dataset):
     """Long videos as per-frame feature sequences with segment labels (see the module docstring).
 
     Args:
-        root: the dataset folder.
+        root: the dataset folder; None: ``streamed`` videos, each given with its index to :meth:`load_record`
+            (from shards), with ``classes`` and ``feature_dim`` given.
         layout: ``"mstcn"`` or ``"cte"``; None: ``"mstcn"`` when ``root/mapping.txt`` exists, else ``"cte"``.
         split: the split (a ``splits/{split}.split{fold}.bundle``; without split files every video is used).
         fold: the split's fold.
@@ -218,11 +233,13 @@ class FeatureSequenceDataset(EpochSeeded, Dataset):
         length_tolerance: most frames by which features and labels may differ (both are cut to the shorter).
         mapping_name: the mapping file of the ``"cte"`` layout (50 Salads has one per granularity).
         seed: base of the ``"sorted"`` draws.
+        streamed: the number of videos when ``root`` is None.
+        classes: the segment classes when ``root`` is None.
     """
 
     def __init__(
         self,
-        root: str | os.PathLike,
+        root: str | os.PathLike | None,
         layout: Literal["mstcn", "cte"] | None = None,
         split: str = "train",
         fold: int = 1,
@@ -237,11 +254,15 @@ class FeatureSequenceDataset(EpochSeeded, Dataset):
         length_tolerance: int = 50,
         mapping_name: str = "mapping.txt",
         seed: int = 0,
+        streamed: int = 0,
+        classes: Sequence[str] | None = None,
     ) -> None:
-        root = Path(root).expanduser().resolve()
-        if not root.is_dir():
-            raise FileNotFoundError(f"dataset root {str(root)!r} does not exist")
-        layout = layout or ("mstcn" if (root / "mapping.txt").is_file() else "cte")
+        if root is not None:
+            root = Path(root).expanduser().resolve()
+            if not root.is_dir():
+                raise FileNotFoundError(f"dataset root {str(root)!r} does not exist")
+            layout = layout or ("mstcn" if (root / "mapping.txt").is_file() else "cte")
+        layout = layout or "cte"
         if layout not in LAYOUTS:
             raise UsageError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if mode not in ("full", "sorted"):
@@ -258,6 +279,13 @@ class FeatureSequenceDataset(EpochSeeded, Dataset):
         self.frames_first = (layout == "cte") if frames_first is None else frames_first
         self.background_label: int | None = None
         self.activities: list[str] = []
+        if root is None:
+            if feature_dim is None or classes is None:
+                raise UsageError("streamed feature sequences need their classes and feature_dim")
+            self.records: list[SequenceRecord | None] = [None] * streamed
+            self.classes, self.feature_dim = list(classes), feature_dim
+            self._init_epoch(seed)
+            return
         if layout == "mstcn":
             self.records, self.classes = _mstcn_records(root, split, fold)
         else:
@@ -315,8 +343,17 @@ class FeatureSequenceDataset(EpochSeeded, Dataset):
         return np.minimum(np.sort(starts + rng.integers(part, size=self.num_frames)), length - 1)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        index = int(index)
-        record = self.records[index]
+        return self._sample(int(index), self.records[int(index)])
+
+    def load_record(self, index: int, record: SequenceRecord) -> dict[str, Any]:
+        """Sample ``index`` of ``record`` (streamed); a :class:`~zoo.data.shards.SampleDecodeError` when its
+        features cannot be read or do not fit."""
+        try:
+            return self._sample(int(index), record)
+        except (FeatureFileError, SequenceLengthError) as err:
+            raise SampleDecodeError(str(err)) from err
+
+    def _sample(self, index: int, record: SequenceRecord) -> dict[str, Any]:
         stored = _load_features(record.features_path)
         num_frames = self._check_shape(record, stored.shape)
         frames = np.arange(0, num_frames, self.frame_stride)  # the strided sequence
@@ -330,6 +367,35 @@ class FeatureSequenceDataset(EpochSeeded, Dataset):
             "label": -1 if record.activity is None else record.activity,
             "index": index,
         }
+
+
+def _sequence_item(record: SequenceRecord) -> ShardItem:
+    """A video's feature file (its own bytes) and, as annotation, its id, frame labels and activity."""
+    meta = {
+        "video_id": record.video_id,
+        "frame_labels": record.frame_labels.tolist(),
+        "activity": record.activity,
+    }
+    return ShardItem({Path(record.features_path).suffix.lstrip("."): Path(record.features_path)}, meta)
+
+
+def _sequence_record(members: dict[str, bytes], meta: dict[str, Any], name: str) -> SequenceRecord:
+    """The :class:`SequenceRecord` of a stored sample, its features in memory."""
+    files = [ext for ext in members if f".{ext}" in FEATURE_EXTENSIONS]
+    labels = meta.get("frame_labels")
+    if len(files) != 1 or not isinstance(labels, list) or not labels:
+        raise SampleDecodeError(f"{name}: expected one feature file and frame labels, got {sorted(members)}")
+    return SequenceRecord(
+        str(meta.get("video_id")),
+        InMemoryVideo(members[files[0]], f"{name}.{files[0]}"),
+        f"{name}.json",
+        np.asarray(labels, dtype=np.int64),
+        meta.get("activity"),
+    )
+
+
+FEATURE_SEQUENCES = ShardKind("features", _sequence_item, _sequence_record)
+"""Feature sequences (:class:`SequenceRecord`) in shards: the feature file and the frame labels."""
 
 
 def collate_sequences(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:

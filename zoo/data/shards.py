@@ -1,20 +1,23 @@
-"""Tar shards of encoded videos (WebDataset layout): writing them, and streaming clips out of them.
+"""Tar shards of the zoo's samples (WebDataset layout): writing them, and streaming samples out of them.
 
-Writing (:func:`write_shards`, ``zoo data shard``): every record becomes two members of a tar file,
-``<key>.<ext>`` (the video file's own bytes, not re-encoded) and ``<key>.json`` (its annotation: label, start,
-end, caption and the ``extra`` fields: captions by language, segments, identity, camera ...). A shard is closed
-before it would pass ``max_size`` bytes. Shards are written under a temporary name and renamed when complete;
-the index ``<prefix>.index.json`` is written last, the same way, and lists every shard with its sample count,
-keys, size and sha256.
+Writing (:func:`write_shards`, ``zoo data shard``): a :class:`ShardKind` (one per DataModule) turns every record
+into members of a tar file: its files, ``<key>.<name>`` (their own bytes: a video is not re-encoded), then
+``<key>.json`` (its annotation). A video record (:data:`VIDEO_RECORDS`) gives its video file (or its frame
+images) and its label, start, end, caption and ``extra`` fields (captions by language, identity, camera, QA
+items, multi-hot labels ...); a document gives its text only; a feature sequence its features and frame labels.
+A shard is closed before it would pass ``max_size`` bytes. Shards are written under a temporary name and renamed
+when complete; the index ``<prefix>.index.json`` is written last, the same way, and lists the kind, the classes
+and every shard with its sample count, keys, size and sha256.
 
 Reading (:class:`ShardStream`): an ``IterableDataset`` over shards given by a brace pattern
 (``"https://host/train-{000000..000099}.tar"``, local paths alike) or by their index file. The index sits
 beside the shards (``train-{...}.tar`` -> ``train.index.json``) and gives the epoch its length. Shards are split
 without overlap over ranks (shard ``i`` to rank ``i % world``) and then over the rank's DataLoader workers;
 a seeded shuffle buffer mixes the samples of a worker; the bytes are decoded in the worker by the DataModule's
-own map-style dataset (:meth:`~zoo.data.datasets.VideoDataset.load_exactly` on an
-:class:`~zoo.data.video.InMemoryVideo`), so a sample from a shard equals the sample from the file. A sample that
-cannot be decoded, or that a truncated shard lost, is skipped and counted like an unreadable file.
+own map-style dataset (``load_exactly`` of the record the kind rebuilt from the members, e.g. an
+:class:`~zoo.data.video.InMemoryVideo` for a video file), so a sample from a shard equals the sample from the
+file. A sample that cannot be decoded (a corrupt member, an annotation that is not JSON), or that a truncated
+shard lost, is skipped and counted like an unreadable file.
 
 Training epochs have a fixed length, ``(samples // world) // batch_size`` batches per rank (every rank the
 same, as DDP needs): a worker reads its shards in a seeded order, again in a new order when it needs more, and
@@ -33,8 +36,8 @@ import re
 import tarfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -47,8 +50,13 @@ from zoo.errors import UsageError
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
+    "VIDEO_RECORDS",
+    "RawSample",
+    "SampleDecodeError",
     "ShardError",
     "ShardIndex",
+    "ShardItem",
+    "ShardKind",
     "ShardStream",
     "expand_braces",
     "parse_size",
@@ -63,6 +71,92 @@ _BRACES = re.compile(r"\{(\d+)\.\.(\d+)\}")
 
 class ShardError(UsageError):
     """A shard or its index cannot be used: unreachable, not a tar, or members that do not match the index."""
+
+
+class SampleDecodeError(ValueError):
+    """One sample's members cannot be read back (skipped and counted like an unreadable file)."""
+
+
+# ---- what a sample holds, per DataModule
+
+
+@dataclass
+class ShardItem:
+    """One record as stored: its files (``{name: bytes or path}``, written as ``<key>.<name>``) and annotation."""
+
+    members: dict[str, bytes | Path]
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ShardKind:
+    """How a DataModule's records become shard samples and back; the index records the kind by ``name``.
+
+    Args:
+        name: the kind (``zoo data shard --kind``), checked against the index when reading.
+        item: a record -> its :class:`ShardItem` (which files, which annotation).
+        record: ``(members, meta, name)`` of a stored sample -> the record its DataModule's dataset loads
+            (raises :class:`SampleDecodeError` when the members cannot be read back).
+    """
+
+    name: str
+    item: Callable[[Any], ShardItem]
+    record: Callable[[dict[str, bytes], dict[str, Any], str], Any]
+
+
+def _jsonable(value: Any) -> Any:
+    """Annotation values as JSON: arrays as lists, paths as text."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _video_item(record: VideoRecord) -> ShardItem:
+    """A video record's file (``mp4``, named by its suffix) or its frame images (``frame000000.jpg`` ...), and its
+    annotation."""
+    frames = record.extra.get("frames")
+    if frames is not None:
+        members = {f"frame{i:06d}{Path(f).suffix.lower()}": Path(f) for i, f in enumerate(frames)}
+    else:
+        members = {(Path(record.path).suffix.lower() or ".mp4").lstrip("."): Path(record.path)}
+    extra = {k: v for k, v in record.extra.items() if k != "frames"}
+    meta = {"name": Path(record.path).name, "label": record.label, "start": record.start, "end": record.end}
+    return ShardItem(members, {**meta, "caption": record.caption, "extra": _jsonable(extra)})
+
+
+def _video_record(members: dict[str, bytes], meta: dict[str, Any], name: str) -> VideoRecord:
+    """The :class:`VideoRecord` of a stored sample, its video (or frames) in memory."""
+    extra = dict(meta.get("extra") or {})
+    frames = sorted(k for k in members if k.startswith("frame"))
+    if frames:
+        extra["frames"] = [InMemoryVideo(members[k], f"{name}.{k}") for k in frames]
+        path = InMemoryVideo(b"", name)
+    else:
+        if len(members) != 1:
+            raise SampleDecodeError(f"{name}: expected one video member, got {sorted(members)}")
+        (video,) = members.values()
+        path = InMemoryVideo(video, name)
+    return VideoRecord(
+        path=path,  # type: ignore[arg-type]
+        label=meta.get("label"),
+        start=meta.get("start"),
+        end=meta.get("end"),
+        caption=meta.get("caption"),
+        extra=extra,
+    )
+
+
+VIDEO_RECORDS = ShardKind("video", _video_item, _video_record)
+"""Video records (:class:`~zoo.data.formats.VideoRecord`): the file's own bytes, or its frame images, and the
+annotation; the DataModules of clips, image–text pairs, QA items and tracklets share it under their own names."""
 
 
 # ---- writing
@@ -82,24 +176,6 @@ def parse_size(text: str | int) -> int:
     if size < 1:
         raise UsageError(f"--max-size must be positive, got {text!r}")
     return size
-
-
-def _metadata(record: VideoRecord, index: int) -> dict[str, Any]:
-    """The JSON member of a record: everything but its file."""
-    meta = {
-        "index": index,
-        "name": record.path.name,
-        "label": record.label,
-        "start": record.start,
-        "end": record.end,
-        "caption": record.caption,
-        "extra": record.extra,
-    }
-    try:
-        json.dumps(meta)
-    except TypeError as err:
-        raise UsageError(f"record {index} ({record.path}): an extra field is not JSON ({err})") from err
-    return meta
 
 
 def _padded(size: int) -> int:
@@ -122,43 +198,54 @@ def _sha256(path: Path) -> str:
 
 
 def write_shards(
-    records: Records,
+    records: Records | tuple[Sequence[Any], list[str] | None],
     out: str | os.PathLike,
     prefix: str = "train",
     max_size: int = 10**9,
     progress: bool = True,
+    kind: ShardKind = VIDEO_RECORDS,
+    info: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``records`` as tar shards ``out/<prefix>-000000.tar ...`` and their index; returns the index path.
 
     Args:
-        records: the records and class names (:func:`~zoo.data.formats.load_records`).
+        records: the records and class names (:func:`~zoo.data.formats.load_records`, or a DataModule's
+            :meth:`~zoo.data.base.ZooDataModule.shard_source`).
         out: the output folder (created).
         prefix: the shards' name before their number (the split).
         max_size: a shard is closed before it would pass this many bytes (one sample per shard at least).
         progress: show a progress bar.
+        kind: what a record's sample holds (:class:`ShardKind`).
+        info: what the reader needs to know of the whole set (e.g. the feature dimension), kept in the index.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     items, classes = records
     if not items:
         raise UsageError(f"no records to shard for {prefix!r}")
-    for number, record in enumerate(items):
-        if record.extra.get("frames") is not None:
-            raise UsageError(
-                f"record {number} ({record.path}) is a folder of frame images: only video files can be sharded"
-            )
-        if not Path(record.path).is_file():
-            raise UsageError(f"record {number}: video file {str(record.path)!r} does not exist")
+    stored = [kind.item(record) for record in items]
+    for number, item in enumerate(stored):
+        missing = [str(f) for f in item.members.values() if isinstance(f, Path) and not f.is_file()]
+        if missing:
+            raise UsageError(f"record {number}: file {missing[0]!r} does not exist")
     writer = _ShardWriter(out, prefix)
     bar = _Bar(len(items), f"sharding {prefix}") if progress else None
     try:
-        for number, record in enumerate(items):
-            video = Path(record.path).read_bytes()
-            meta = json.dumps(_metadata(record, number), ensure_ascii=False).encode()
-            size = 512 * (4 + (len(video) + 511) // 512 + (len(meta) + 511) // 512)  # headers + padded data
+        for number, item in enumerate(stored):
+            members = {
+                name: data.read_bytes() if isinstance(data, Path) else data
+                for name, data in item.members.items()
+            }
+            try:
+                members["json"] = json.dumps({"index": number, **item.meta}, ensure_ascii=False).encode()
+            except TypeError as err:
+                raise UsageError(f"record {number}: an annotation field is not JSON ({err})") from err
+            size = 512 * sum(
+                2 + (len(data) + 511) // 512 for data in members.values()
+            )  # headers + data, a margin
             if writer.keys and _padded(writer.size + size) > max_size:
                 writer.close()
-            writer.add(f"{number:09d}", Path(record.path).suffix.lower() or ".mp4", video, meta, size)
+            writer.add(f"{number:09d}", members, size)
             if bar is not None:
                 bar.advance()
         writer.close()
@@ -169,9 +256,11 @@ def write_shards(
     shards = writer.shards
     index = {
         "version": INDEX_VERSION,
+        "kind": kind.name,
         "prefix": prefix,
         "samples": len(items),
         "classes": classes,
+        "info": _jsonable(info or {}),
         "pattern": f"{prefix}-{{000000..{len(shards) - 1:06d}}}.tar",
         "shards": shards,
     }
@@ -200,12 +289,13 @@ class _ShardWriter:
     def partial(self) -> Path:
         return self.out / f".{self.name}.partial"
 
-    def add(self, key: str, ext: str, video: bytes, meta: bytes, size: int) -> None:
+    def add(self, key: str, members: dict[str, bytes], size: int) -> None:
+        """Add a sample's members, ``json`` last (the reader's sign that the sample is complete)."""
         if self.tar is None:
             self.tar = tarfile.open(self.partial, "w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
             self.keys, self.size = [], 1024  # the end-of-archive blocks
-        _add_member(self.tar, f"{key}{ext}", video)
-        _add_member(self.tar, f"{key}.json", meta)
+        for name, data in members.items():
+            _add_member(self.tar, f"{key}.{name}", data)
         self.keys.append(key)
         self.size += size
 
@@ -308,6 +398,8 @@ class ShardIndex:
         sha256: every shard's checksum.
         classes: class names (None: the records had none).
         source: where the index was read from.
+        kind: what a sample holds (:attr:`ShardKind.name`; indexes without one hold videos).
+        info: what the reader needs to know of the whole set (e.g. the feature dimension).
     """
 
     locations: tuple[str, ...]
@@ -316,6 +408,8 @@ class ShardIndex:
     sha256: tuple[str, ...]
     classes: list[str] | None
     source: str
+    kind: str = VIDEO_RECORDS.name
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def samples(self) -> int:
@@ -366,6 +460,8 @@ def read_index(pattern: str, timeout: float = DEFAULT_TIMEOUT_S) -> ShardIndex:
         sha256=tuple(shard["sha256"] for shard in chosen),
         classes=index.get("classes"),
         source=location,
+        kind=index.get("kind", VIDEO_RECORDS.name),
+        info=dict(index.get("info") or {}),
     )
 
 
@@ -374,26 +470,13 @@ def read_index(pattern: str, timeout: float = DEFAULT_TIMEOUT_S) -> ShardIndex:
 
 @dataclass
 class RawSample:
-    """One sample as stored: its global index, key, video bytes and annotation."""
+    """One sample as stored: its global index, name, member bytes and annotation bytes."""
 
     index: int
-    name: str  # "<shard location>#<member>" for messages
-    video: bytes | None  # None: the shard ended before it (truncated)
-    meta: dict[str, Any] | None
-    problem: str | None = None  # why there is no video
-
-
-def record_of(sample: RawSample) -> VideoRecord:
-    """The :class:`VideoRecord` of a stored sample, its video in memory."""
-    meta = sample.meta
-    return VideoRecord(
-        path=InMemoryVideo(sample.video, sample.name),  # type: ignore[arg-type]
-        label=meta.get("label"),
-        start=meta.get("start"),
-        end=meta.get("end"),
-        caption=meta.get("caption"),
-        extra=dict(meta.get("extra") or {}),
-    )
+    name: str  # "<shard location>#<key>" for messages
+    members: dict[str, bytes] | None  # None: the shard ended before it (truncated)
+    meta: bytes = b""  # the JSON member
+    problem: str | None = None  # why there are no members
 
 
 class _HashingReader(io.RawIOBase):
@@ -415,7 +498,7 @@ class _HashingReader(io.RawIOBase):
 def read_shard(index: ShardIndex, shard: int, timeout: float = DEFAULT_TIMEOUT_S) -> Iterator[RawSample]:
     """The samples of shard ``shard`` in member order, checked against the index.
 
-    A shard cut short yields its lost samples with ``video=None`` (counted as unreadable by the reader); members
+    A shard cut short yields its lost samples with ``members=None`` (counted as unreadable by the reader); members
     that are not the index's keys, or a checksum that differs, are a :class:`ShardError` naming the shard.
     """
     location, keys = index.locations[shard], index.keys[shard]
@@ -435,19 +518,20 @@ def read_shard(index: ShardIndex, shard: int, timeout: float = DEFAULT_TIMEOUT_S
                             f"(expected {expected})"
                         )
                     file = tar.extractfile(member)
-                    pending[ext] = b"" if file is None else file.read()
-                    if "json" in pending and len(pending) == 2:
-                        meta = json.loads(pending.pop("json"))
-                        (video,) = pending.values()
-                        name = f"{location}#{key}"
-                        yield RawSample(first + position, name, video, meta)
-                        position, pending = position + 1, {}
-        except (tarfile.TarError, EOFError, OSError, json.JSONDecodeError, ValueError) as err:
+                    data = b"" if file is None else file.read()
+                    if ext != "json":
+                        pending[ext] = data
+                        continue
+                    yield RawSample(
+                        first + position, f"{location}#{key}", pending, data
+                    )  # json ends a sample
+                    position, pending = position + 1, {}
+        except (tarfile.TarError, EOFError, OSError, ValueError) as err:
             if isinstance(err, ShardError):
                 raise
             reason = f"truncated or unreadable after {position} of {len(keys)} samples ({err})"
             for lost in range(position, len(keys)):
-                yield RawSample(first + lost, f"{location}#{keys[lost]}", None, None, reason)
+                yield RawSample(first + lost, f"{location}#{keys[lost]}", None, problem=reason)
             return
         if position != len(keys):
             raise ShardError(f"{location}: {position} samples, the index {index.source} says {len(keys)}")
@@ -463,15 +547,16 @@ class ShardStream(IterableDataset):
 
     Args:
         index: the shards (:func:`read_index`).
-        decoder: a map-style dataset of ``index.samples`` placeholder records with ``load_exactly(i)``
-            (None for a sample it skipped) and shared ``set_epoch`` / ``epoch``
-            (:class:`~zoo.data.datasets.VideoDataset`).
+        decoder: a map-style dataset of ``index.samples`` placeholder records with ``load_exactly(i, record)``
+            (None for a sample it skipped), ``is_known_bad(i)``, ``count_failure(i, reason)``, ``error_stats()``
+            and shared ``set_epoch`` / ``epoch`` (:class:`~zoo.data.datasets.VideoDataset`).
         batch_size: samples per batch of the loader (an epoch is a whole number of batches per worker).
         shuffle: training order: shards in a seeded order per epoch, a shuffle buffer, a fixed epoch length;
             False: every sample of this rank's shards once, in order.
         shuffle_buffer: samples held by a worker's shuffle buffer.
         seed: seed of the shard order and the buffer.
         timeout: seconds a shard read may wait on the network.
+        kind: how the decoder's records are rebuilt from the members (:class:`ShardKind`).
     """
 
     def __init__(
@@ -483,8 +568,9 @@ class ShardStream(IterableDataset):
         shuffle_buffer: int = 256,
         seed: int = 0,
         timeout: float = DEFAULT_TIMEOUT_S,
+        kind: ShardKind = VIDEO_RECORDS,
     ) -> None:
-        self.index, self.decoder, self.batch_size = index, decoder, int(batch_size)
+        self.index, self.decoder, self.batch_size, self.kind = index, decoder, int(batch_size), kind
         self.shuffle, self.shuffle_buffer, self.seed, self.timeout = (
             shuffle,
             int(shuffle_buffer),
@@ -584,7 +670,7 @@ class ShardStream(IterableDataset):
             )
             good = 0
             for raw in self._shuffled(raws, rng):
-                good += raw.video is not None
+                good += raw.members is not None
                 yield raw
             if not good:
                 names = ", ".join(self.index.locations[s] for s in own)
@@ -608,13 +694,23 @@ class ShardStream(IterableDataset):
         return self.decoder.error_stats()
 
     def _known_bad(self, raw: RawSample) -> bool:
-        return raw.video is None or self.decoder.is_known_bad(raw.index)
+        return raw.members is None or self.decoder.is_known_bad(raw.index)
 
     def _decode(self, raw: RawSample) -> dict[str, Any] | None:
-        if raw.video is None:
+        if raw.members is None:
             self.decoder.count_failure(raw.index, raw.problem)
             return None
-        return self.decoder.load_exactly(raw.index, record_of(raw))
+        if self.decoder.is_known_bad(raw.index):
+            return None
+        try:
+            meta = json.loads(raw.meta)
+            if not isinstance(meta, dict):
+                raise SampleDecodeError(f"{raw.name}.json: not a JSON object")
+            record = self.kind.record(raw.members, meta, raw.name)
+        except (SampleDecodeError, json.JSONDecodeError, UnicodeDecodeError) as err:
+            self.decoder.count_failure(raw.index, f"unreadable sample ({err})")
+            return None
+        return self.decoder.load_exactly(raw.index, record)
 
 
 def shard_records(index: ShardIndex) -> list[VideoRecord]:

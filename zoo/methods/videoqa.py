@@ -55,11 +55,42 @@ import torch
 import torch.nn.functional as F
 
 from zoo.catalog import Paper
+from zoo.errors import UsageError
 from zoo.eval.multiple_choice import multiple_choice_accuracy
 from zoo.methods.base import SSLMethod
+from zoo.models.layers.frames import residual_frames
 from zoo.models.videoqa import TwoStreamQAScorer, local_alignment_mask
 
-__all__ = ["VideoQA", "mask_tokens_noise", "masked_positive_loss"]
+__all__ = ["VideoQA", "answer_token_mask", "mask_tokens_noise", "masked_positive_loss"]
+
+
+def left_align(ids: torch.Tensor, keep: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The tokens where ``keep`` is True moved to the front of their row, in order, as a token input.
+
+    Args:
+        ids: (..., L) token ids.
+        keep: (..., L) bool, the tokens to keep.
+    """
+    order = torch.sort((~keep).to(torch.uint8), dim=-1, stable=True).indices  # kept tokens first
+    kept = keep.gather(-1, order)
+    return {"input_ids": ids.gather(-1, order) * kept, "attention_mask": kept.long()}
+
+
+def answer_token_mask(candidates: dict[str, torch.Tensor], question: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The answer's tokens of each ``question + separator + answer`` input: (B, A, L) bool, True on the real
+    tokens after those the candidate shares with its question's opening (the question's closing special
+    token differs from the separator, so the separator and the closing token count as the answer's).
+
+    Args:
+        candidates: ``input_ids`` and ``attention_mask`` (B, A, L) of the candidates.
+        question: ``input_ids`` and ``attention_mask`` (B, Lq) of the questions.
+    """
+    ids, real = candidates["input_ids"], candidates["attention_mask"].bool()
+    n = min(ids.shape[-1], question["input_ids"].shape[-1])
+    same = (ids[..., :n] == question["input_ids"][:, None, :n]) & question["attention_mask"][:, None, :n].bool()
+    shared = same.long().cumprod(dim=-1).sum(dim=-1, keepdim=True)  # (B, A, 1): length of the common opening
+    positions = torch.arange(ids.shape[-1], device=ids.device)
+    return real & (positions >= shared)
 
 
 def mask_tokens_noise(
@@ -122,6 +153,8 @@ class VideoQA(SSLMethod):
         mask_token_id: id replacing masked tokens; None drops them from attention.
         contrastive_weight: λ of the masked-positive contrastive term (0: off).
         contrastive_temperature: τ of that term.
+        frame_difference: each frame enters with its difference to the next frame as extra channels.
+        text_only: the frames are never read (the text-only answer-prior baseline).
         **kwargs: optimisation settings of :class:`~zoo.methods.base.SSLMethod`.
     """
 
@@ -148,13 +181,23 @@ class VideoQA(SSLMethod):
         mask_token_id: int | None = None,
         contrastive_weight: float = 1.0,
         contrastive_temperature: float = 0.1,
+        frame_difference: bool = False,
+        text_only: bool = False,
         **kwargs: Any,
     ):
         kwargs.setdefault("online_probe", False)
         super().__init__(**kwargs)
         video = self.add_encoder("video", video_encoder, video_encoder_kwargs)
+        channels = 6 if frame_difference else 3
+        if getattr(video, "in_chans", channels) != channels:
+            raise UsageError(
+                f"video_encoder_kwargs: frame_difference={frame_difference} feeds {channels} channels per "
+                f"frame, the video encoder takes {video.in_chans} (set backbone_args: {{in_chans: {channels}}})"
+            )
         text = self.add_encoder("text", text_encoder, text_encoder_kwargs)
-        self.scorer = TwoStreamQAScorer(text.num_features, video.num_features, dim, num_heads, dropout)
+        self.scorer = TwoStreamQAScorer(
+            text.num_features, video.num_features, dim, num_heads, dropout, candidate_dim=2 * text.num_features
+        )
 
     # --- encoders ------------------------------------------------------------------------------------
 
@@ -164,9 +207,31 @@ class VideoQA(SSLMethod):
         flat = {k: tokens[k].reshape(-1, tokens[k].shape[-1]) for k in ("input_ids", "attention_mask")}
         return self.encoders["text"].forward_features(flat).reshape(*lead, -1)
 
+    def encode_candidates(self, tokens: dict[str, torch.Tensor], answer_slot: torch.Tensor) -> torch.Tensor:
+        """Candidate embeddings (..., 2D): the whole input's next to the answer slot's, encoded on its own.
+
+        Args:
+            tokens: ``input_ids`` and ``attention_mask`` (..., L).
+            answer_slot: (..., L) bool, the tokens in the answer slot (:func:`answer_token_mask`).
+        """
+        whole = self.encode_text(tokens)  # (..., D)
+        answer = self.encode_text(left_align(tokens["input_ids"], answer_slot))  # (..., D)
+        return torch.cat([whole, answer], dim=-1)
+
+    def encode_answers(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Embeddings (B, A, 2D) of the candidates ``question + separator + answer`` of ``batch``."""
+        answers = self.require(batch, "answers", "tokenised question + candidate answers")
+        questions = self.require(batch, "text", "the questions, tokenised")
+        return self.encode_candidates(answers, answer_token_mask(answers, questions))
+
     def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
-        """Per-frame features (B, T, D) of clips (B, C, T, H, W)."""
-        return self.encoders["video"].forward_features(video)
+        """Per-frame features (B, T, D) of clips (B, C, T, H, W); one zero frame for the text-only model."""
+        encoder = self.encoders["video"]
+        if self.hparams.text_only:
+            return video.new_zeros(video.shape[0], 1, encoder.num_features)  # (B, 1, D): no visual input
+        if self.hparams.frame_difference:  # each frame with its change to the next: order and direction
+            video = torch.cat([video, residual_frames(video, keep_length=True)], dim=1)  # (B, 2C, T, H, W)
+        return encoder.forward_features(video)
 
     def _sentences(self, batch: dict[str, Any], frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """The scorer's sentence inputs from the optional subtitle keys (empty without subtitles)."""
@@ -192,8 +257,7 @@ class VideoQA(SSLMethod):
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Scores (B, A) of every candidate answer in ``batch["answers"]``."""
         frames = self.encode_frames(self.require(batch, "video", "give the data module video: true"))
-        candidates = self.encode_text(self.require(batch, "answers"))  # (B, A, D)
-        return self.score(candidates, frames, self._sentences(batch, frames))[0]
+        return self.score(self.encode_answers(batch), frames, self._sentences(batch, frames))[0]
 
     # --- the two stages --------------------------------------------------------------------------------
 
@@ -208,7 +272,7 @@ class VideoQA(SSLMethod):
         """Logits (B, B): clip i against every question of the batch in the answer slot; a question whose
         text equals clip i's own (other than its own) is left out."""
         questions = self.require(batch, "text", "the questions, tokenised")
-        embedded = self.encode_text(questions)  # (B, D)
+        embedded = self.encode_candidates(questions, questions["attention_mask"].bool())  # (B, 2D)
         b = embedded.shape[0]
         candidates = embedded[None].expand(b, -1, -1)  # (B, B, D): every question for every clip
         logits, _ = self.score(candidates, frames, sentences)  # (B, B)
@@ -231,7 +295,8 @@ class VideoQA(SSLMethod):
         answers = self.require(batch, "answers", "tokenised question + candidate answers")
         answer = self.require(batch, "answer")
         known = answer >= 0
-        candidates = self.encode_text(answers)  # (B, A, D)
+        slot = answer_token_mask(answers, self.require(batch, "text", "the questions, tokenised"))  # (B, A, L)
+        candidates = self.encode_candidates(answers, slot)  # (B, A, 2D)
         scores, fused = self.score(candidates, frames, sentences)  # (B, A), (B, A, D')
         qa_loss = F.cross_entropy(scores[known], answer[known])
         out = {"qa_loss": qa_loss, "features": features}
@@ -240,7 +305,8 @@ class VideoQA(SSLMethod):
             rows = torch.arange(len(answer), device=answer.device)
             truth = {k: v[rows, answer.clamp(min=0)] for k, v in answers.items()}  # (B, L)
             noisy = mask_tokens_noise(truth, self.hparams.mask_probability, self.hparams.mask_token_id)
-            anchor = self.score(self.encode_text(noisy)[:, None], frames, sentences)[1][:, 0]  # (B, D')
+            noisy_slot = slot[rows, answer.clamp(min=0)] & noisy["attention_mask"].bool()  # (B, L)
+            anchor = self.score(self.encode_candidates(noisy, noisy_slot)[:, None], frames, sentences)[1][:, 0]
             contrastive = masked_positive_loss(
                 anchor[known], fused[known], answer[known], self.hparams.contrastive_temperature
             )
@@ -257,7 +323,7 @@ class VideoQA(SSLMethod):
         sentences = self._sentences(batch, frames)
         answer = self.require(batch, "answer")
         known = answer >= 0
-        scores = self.score(self.encode_text(self.require(batch, "answers")), frames, sentences)[0]
+        scores = self.score(self.encode_answers(batch), frames, sentences)[0]
         out = {}
         if known.any():
             out["accuracy"] = torch.tensor(multiple_choice_accuracy(scores[known], answer[known])["accuracy"])

@@ -21,9 +21,19 @@ Field by field, zoo's decisions (the paper's values could not be read):
 
 * ``text_encoder`` / ``text_encoder_kwargs``: any ``transformers`` encoder with mean pooling (the paper's
   encoder is not in the text read). Candidates are ``question + separator + answer``
-  (:class:`~zoo.data.datamodules.MultipleChoiceQADataModule`).
+  (:class:`~zoo.data.datamodules.MultipleChoiceQADataModule`). A candidate's embedding is that whole input's
+  next to its answer slot's (:func:`answer_token_mask`: the tokens after those it shares with the question),
+  the slot moved to the front and encoded on its own: inside the whole input the answer is a few percent of
+  the mean and sits at positions set by the question's length, so the same answer reads differently after
+  every question.
 * ``video_encoder`` / ``video_encoder_kwargs``: a per-frame 2D CNN trained end to end (the paper uses
   frozen ResNet-101 features; give ``frame_resnet50`` with ``param_groups`` freezing it for that).
+* ``frame_difference`` (off by default, on in the SynthMotion recipe): each frame enters with its difference
+  to the next frame as three more channels (residual frames, Tao et al. 2020; the encoder takes
+  ``in_chans: 6``). The scorer's attention treats the frames as a set, so without it a clip and its reverse
+  score the same (left cannot be told from right); the difference also sets a moving object apart from a
+  static background.
+* ``text_only``: the frames are never read (one zero frame): the text-only answer-prior baseline.
 * ``dim``, ``num_heads``, ``dropout``: width, heads and dropout of the scorer. The fused vector of a
   stream is ``[q, c, q ⊙ c]`` through one layer; a stream's score is a linear map of it; the two streams'
   scores add up.
@@ -32,13 +42,14 @@ Field by field, zoo's decisions (the paper's values could not be read):
 * ``pretrain_epochs``: the first epochs run the question-selection stage, the rest the QA stage (one
   run). Candidates of a clip are the questions of every item in the batch, its own the positive; a
   candidate whose text equals the positive's is left out (it would be a false negative). The question
-  fills the candidate slot alone.
+  fills the candidate slot alone: it is both the whole input and the answer slot.
 * ``mask_probability`` (0.15): each real token of the ground-truth input is masked with this
   probability, ``mask_token_id`` replacing it, or, without one, dropped from attention. The whole
-  candidate input (question and answer) is masked.
+  candidate input (question and answer) is masked; its answer slot is the slot's tokens left unmasked.
 * ``contrastive_weight`` (1.0) and ``contrastive_temperature`` (0.1): L = L_qa + λ·L_cl, with
   L_cl = −log exp(cos(h̃_gt, h_gt)/τ) / Σ_k exp(cos(h̃_gt, h_k)/τ) over the A candidates, h the fused vector
-  of the scorer. Not used in the question-selection stage.
+  of the scorer. Not used in the question-selection stage. The SynthMotion recipe uses λ = 0.1: at λ = 1
+  the term (an easy text match) is solved first and held the QA loss at chance for 60 steps on 32 items.
 * No temporal-localisation head (not in the text read).
 
 Optional batch keys (SynthMotion's QA items carry none; then the text stream is off and the video
@@ -61,7 +72,7 @@ from zoo.methods.base import SSLMethod
 from zoo.models.layers.frames import residual_frames
 from zoo.models.videoqa import TwoStreamQAScorer, local_alignment_mask
 
-__all__ = ["VideoQA", "answer_token_mask", "mask_tokens_noise", "masked_positive_loss"]
+__all__ = ["VideoQA", "answer_token_mask", "left_align", "mask_tokens_noise", "masked_positive_loss"]
 
 
 def left_align(ids: torch.Tensor, keep: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -87,7 +98,8 @@ def answer_token_mask(candidates: dict[str, torch.Tensor], question: dict[str, t
     """
     ids, real = candidates["input_ids"], candidates["attention_mask"].bool()
     n = min(ids.shape[-1], question["input_ids"].shape[-1])
-    same = (ids[..., :n] == question["input_ids"][:, None, :n]) & question["attention_mask"][:, None, :n].bool()
+    asked = question["input_ids"][:, None, :n], question["attention_mask"][:, None, :n].bool()  # (B, 1, n)
+    same = (ids[..., :n] == asked[0]) & asked[1]  # (B, A, n)
     shared = same.long().cumprod(dim=-1).sum(dim=-1, keepdim=True)  # (B, A, 1): length of the common opening
     positions = torch.arange(ids.shape[-1], device=ids.device)
     return real & (positions >= shared)
@@ -195,8 +207,9 @@ class VideoQA(SSLMethod):
                 f"frame, the video encoder takes {video.in_chans} (set backbone_args: {{in_chans: {channels}}})"
             )
         text = self.add_encoder("text", text_encoder, text_encoder_kwargs)
+        width = text.num_features
         self.scorer = TwoStreamQAScorer(
-            text.num_features, video.num_features, dim, num_heads, dropout, candidate_dim=2 * text.num_features
+            width, video.num_features, dim, num_heads, dropout, candidate_dim=2 * width
         )
 
     # --- encoders ------------------------------------------------------------------------------------
@@ -218,11 +231,11 @@ class VideoQA(SSLMethod):
         answer = self.encode_text(left_align(tokens["input_ids"], answer_slot))  # (..., D)
         return torch.cat([whole, answer], dim=-1)
 
-    def encode_answers(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Embeddings (B, A, 2D) of the candidates ``question + separator + answer`` of ``batch``."""
+    def answer_slots(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The candidates ``question + separator + answer`` (B, A, L) of ``batch`` and their answer slots."""
         answers = self.require(batch, "answers", "tokenised question + candidate answers")
         questions = self.require(batch, "text", "the questions, tokenised")
-        return self.encode_candidates(answers, answer_token_mask(answers, questions))
+        return answers, answer_token_mask(answers, questions)  # tokens, (B, A, L) bool
 
     def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
         """Per-frame features (B, T, D) of clips (B, C, T, H, W); one zero frame for the text-only model."""
@@ -257,7 +270,8 @@ class VideoQA(SSLMethod):
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Scores (B, A) of every candidate answer in ``batch["answers"]``."""
         frames = self.encode_frames(self.require(batch, "video", "give the data module video: true"))
-        return self.score(self.encode_answers(batch), frames, self._sentences(batch, frames))[0]
+        candidates = self.encode_candidates(*self.answer_slots(batch))  # (B, A, 2D)
+        return self.score(candidates, frames, self._sentences(batch, frames))[0]
 
     # --- the two stages --------------------------------------------------------------------------------
 
@@ -292,10 +306,9 @@ class VideoQA(SSLMethod):
             target = torch.arange(len(logits), device=logits.device)
             loss = F.cross_entropy(logits, target)
             return {"loss": loss, "question_loss": loss, "features": features}
-        answers = self.require(batch, "answers", "tokenised question + candidate answers")
         answer = self.require(batch, "answer")
         known = answer >= 0
-        slot = answer_token_mask(answers, self.require(batch, "text", "the questions, tokenised"))  # (B, A, L)
+        answers, slot = self.answer_slots(batch)  # tokens and answer slots (B, A, L)
         candidates = self.encode_candidates(answers, slot)  # (B, A, 2D)
         scores, fused = self.score(candidates, frames, sentences)  # (B, A), (B, A, D')
         qa_loss = F.cross_entropy(scores[known], answer[known])
@@ -306,7 +319,8 @@ class VideoQA(SSLMethod):
             truth = {k: v[rows, answer.clamp(min=0)] for k, v in answers.items()}  # (B, L)
             noisy = mask_tokens_noise(truth, self.hparams.mask_probability, self.hparams.mask_token_id)
             noisy_slot = slot[rows, answer.clamp(min=0)] & noisy["attention_mask"].bool()  # (B, L)
-            anchor = self.score(self.encode_candidates(noisy, noisy_slot)[:, None], frames, sentences)[1][:, 0]
+            masked = self.encode_candidates(noisy, noisy_slot)[:, None]  # (B, 1, 2D)
+            anchor = self.score(masked, frames, sentences)[1][:, 0]  # (B, D')
             contrastive = masked_positive_loss(
                 anchor[known], fused[known], answer[known], self.hparams.contrastive_temperature
             )
@@ -323,7 +337,7 @@ class VideoQA(SSLMethod):
         sentences = self._sentences(batch, frames)
         answer = self.require(batch, "answer")
         known = answer >= 0
-        scores = self.score(self.encode_answers(batch), frames, sentences)[0]
+        scores = self.score(self.encode_candidates(*self.answer_slots(batch)), frames, sentences)[0]
         out = {}
         if known.any():
             out["accuracy"] = torch.tensor(multiple_choice_accuracy(scores[known], answer[known])["accuracy"])

@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 
+from zoo.data.datamodules import MultipleChoiceQADataModule
 from zoo.data.formats import ManifestError
 from zoo.data.samples import synthmotion_qa_records
 from zoo.errors import UsageError
@@ -245,6 +246,19 @@ def test_the_text_only_model_never_reads_the_video():
     model.ssl_step(batch)["loss"].backward()
     assert all(p.grad is None for p in model.encoders["video"].parameters())
     assert model.encoders["text"].transformer.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+
+
+def test_qa_clips_keep_the_whole_frame_and_its_orientation_in_training(tmp_path):
+    """A flip turns "moves to the left" into right and clockwise into counterclockwise, and a crop can cut
+    out the object asked about: the training clips of QA items are the whole frames, as in evaluation."""
+    datamodule = MultipleChoiceQADataModule(root=str(tmp_path), video=True, size=8)
+    frames = torch.zeros(2, 8, 8, 3, dtype=torch.uint8)  # (T, H, W, C)
+    frames[:, 1:3, 0:2] = 255  # an object in the top-left corner
+    evaluated = datamodule._transform("test")(frames)  # (C, T, H, W)
+    torch.manual_seed(0)
+    for _ in range(8):  # flips and crops are random: every draw must keep the frame as it is
+        torch.testing.assert_close(datamodule._transform("train")(frames), evaluated)
+    assert evaluated[:, :, 1:3, 0:2].mean() > evaluated[:, :, 1:3, 6:8].mean()  # still on the left
 
 
 @pytest.mark.parametrize(

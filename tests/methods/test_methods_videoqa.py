@@ -1,6 +1,7 @@
 """Multiple-choice video QA: the local alignment mask from timestamps, locally aligned attention, the
-masked-positive contrastive term against reference math, masking noise, both training stages, and QA
-items whose answer index is out of range."""
+masked-positive contrastive term against reference math, masking noise, both training stages, the answer
+slot encoded on its own, frame differences, the text-only baseline, and QA items whose answer index is out
+of range."""
 
 from __future__ import annotations
 
@@ -10,9 +11,17 @@ import math
 import pytest
 import torch
 
+from zoo.data.datamodules import MultipleChoiceQADataModule
 from zoo.data.formats import ManifestError
 from zoo.data.samples import synthmotion_qa_records
-from zoo.methods.videoqa import VideoQA, mask_tokens_noise, masked_positive_loss
+from zoo.errors import UsageError
+from zoo.methods.videoqa import (
+    VideoQA,
+    answer_token_mask,
+    left_align,
+    mask_tokens_noise,
+    masked_positive_loss,
+)
 from zoo.models.videoqa import LocallyAlignedAttention, TwoStreamQAScorer, local_alignment_mask
 
 TINY_BERT = {
@@ -29,12 +38,12 @@ TINY_BERT = {
 }
 
 
-def _model(**kwargs) -> VideoQA:
+def _model(in_chans: int = 3, **kwargs) -> VideoQA:
     torch.manual_seed(0)
     return VideoQA(
         text_encoder_kwargs=TINY_BERT,
         video_encoder="frame_resnet18",
-        video_encoder_kwargs={"backbone": "resnet10"},
+        video_encoder_kwargs={"backbone": "resnet10", "backbone_args": {"in_chans": in_chans}},
         dim=16,
         num_heads=2,
         dropout=0.0,
@@ -178,6 +187,78 @@ def test_scorer_scores_every_candidate_and_needs_a_mask_with_sentences():
     assert scores.shape == (2, 5) and fused.shape == (2, 5, 8)
     with pytest.raises(ValueError, match="sentence_visible"):
         scorer(torch.randn(2, 5, 6), torch.randn(2, 4, 10), sentences=torch.randn(2, 3, 6))
+
+
+def _qa_tokens(question: list[int], answers: list[list[int]]) -> tuple[dict, dict]:
+    """Byte-tokenizer-like inputs: question ``[1, *q, 2]``, candidates ``[1, *q, 3, *a, 2]``, padded with 0."""
+    rows = [[1, *question, 3, *a, 2] for a in answers]
+    length = max(map(len, rows))
+    ids = torch.tensor([[r + [0] * (length - len(r)) for r in rows]])  # (1, A, L)
+    asked = torch.tensor([[1, *question, 2]])  # (1, Lq)
+    return (
+        {"input_ids": ids, "attention_mask": (ids > 0).long()},
+        {"input_ids": asked, "attention_mask": torch.ones_like(asked)},
+    )
+
+
+def test_answer_token_mask_marks_the_separator_the_answer_and_the_closing_token():
+    candidates, question = _qa_tokens([10, 11, 12], [[20, 21], [22]])
+    slot = answer_token_mask(candidates, question)
+    assert slot[0, 0].tolist() == [False] * 4 + [True] * 4
+    assert slot[0, 1].tolist() == [False] * 4 + [True] * 3 + [False]  # padding is never the answer
+    aligned = left_align(candidates["input_ids"], slot)
+    assert aligned["input_ids"][0, 0].tolist() == [3, 20, 21, 2, 0, 0, 0, 0]
+    assert aligned["attention_mask"][0, 1].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+
+
+def test_the_answer_is_encoded_the_same_whatever_the_length_of_its_question():
+    """Inside ``question + answer`` an answer's tokens sit at positions set by the question's length, so the
+    same answer reads differently after every question; its own encoding does not."""
+    model = _model()
+    short, short_q = _qa_tokens([10, 11], [[20, 21], [22, 23]])
+    long, long_q = _qa_tokens([10, 11, 12, 13, 14], [[20, 21], [22, 23]])
+    with torch.no_grad():
+        after_short = model.encode_candidates(short, answer_token_mask(short, short_q))  # (1, 2, 2D)
+        after_long = model.encode_candidates(long, answer_token_mask(long, long_q))
+    width = model.encoders["text"].num_features
+    torch.testing.assert_close(after_short[..., width:], after_long[..., width:])
+    assert not torch.allclose(after_short[..., :width], after_long[..., :width])  # the whole input differs
+    assert not torch.allclose(after_short[0, 0, width:], after_short[0, 1, width:])  # answers differ
+
+
+def test_frame_difference_makes_the_scores_depend_on_the_order_of_the_frames():
+    batch = _batch()
+    reversed_batch = {**batch, "video": batch["video"].flip(2)}
+    plain, ordered = _model(), _model(in_chans=6, frame_difference=True)
+    with torch.no_grad():
+        # attention over a set of frames cannot tell a clip from its reverse (left from right)
+        torch.testing.assert_close(plain(batch), plain(reversed_batch))
+        assert not torch.allclose(ordered(batch), ordered(reversed_batch))
+    with pytest.raises(UsageError, match="video_encoder_kwargs: frame_difference=True feeds 6 channels"):
+        _model(frame_difference=True)
+
+
+def test_the_text_only_model_never_reads_the_video():
+    model = _model(text_only=True)
+    batch = _batch()
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch), model({**batch, "video": torch.zeros_like(batch["video"])}))
+    model.ssl_step(batch)["loss"].backward()
+    assert all(p.grad is None for p in model.encoders["video"].parameters())
+    assert model.encoders["text"].transformer.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+
+
+def test_qa_clips_keep_the_whole_frame_and_its_orientation_in_training(tmp_path):
+    """A flip turns "moves to the left" into right and clockwise into counterclockwise, and a crop can cut
+    out the object asked about: the training clips of QA items are the whole frames, as in evaluation."""
+    datamodule = MultipleChoiceQADataModule(root=str(tmp_path), video=True, size=8)
+    frames = torch.zeros(2, 8, 8, 3, dtype=torch.uint8)  # (T, H, W, C)
+    frames[:, 1:3, 0:2] = 255  # an object in the top-left corner
+    evaluated = datamodule._transform("test")(frames)  # (C, T, H, W)
+    torch.manual_seed(0)
+    for _ in range(8):  # flips and crops are random: every draw must keep the frame as it is
+        torch.testing.assert_close(datamodule._transform("train")(frames), evaluated)
+    assert evaluated[:, :, 1:3, 0:2].mean() > evaluated[:, :, 1:3, 6:8].mean()  # still on the left
 
 
 @pytest.mark.parametrize(

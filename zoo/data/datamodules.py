@@ -561,7 +561,9 @@ class MultipleChoiceQADataModule(ZooDataModule):
         return sampler(num_frames=hp.num_frames, stride=hp.stride)
 
     def _transform(self, split: str):
-        return build_transform("train" if split == "train" else "eval", size=self.hparams.size)
+        # every split sees the whole frame, never flipped: answers name directions ("to the left",
+        # "clockwise") and a random crop can cut out the object a question asks about
+        return build_transform("eval", size=self.hparams.size, short_side=self.hparams.size)
 
     def has_split(self, split: str) -> bool:
         if self.splits.get(split) is None:

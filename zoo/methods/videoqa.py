@@ -21,9 +21,19 @@ Field by field, zoo's decisions (the paper's values could not be read):
 
 * ``text_encoder`` / ``text_encoder_kwargs``: any ``transformers`` encoder with mean pooling (the paper's
   encoder is not in the text read). Candidates are ``question + separator + answer``
-  (:class:`~zoo.data.datamodules.MultipleChoiceQADataModule`).
+  (:class:`~zoo.data.datamodules.MultipleChoiceQADataModule`). A candidate's embedding is that whole input's
+  next to its answer slot's (:func:`answer_token_mask`: the tokens after those it shares with the question),
+  the slot moved to the front and encoded on its own: inside the whole input the answer is a few percent of
+  the mean and sits at positions set by the question's length, so the same answer reads differently after
+  every question.
 * ``video_encoder`` / ``video_encoder_kwargs``: a per-frame 2D CNN trained end to end (the paper uses
   frozen ResNet-101 features; give ``frame_resnet50`` with ``param_groups`` freezing it for that).
+* ``frame_difference`` (off by default, on in the SynthMotion recipe): each frame enters with its difference
+  to the next frame as three more channels (residual frames, Tao et al. 2020; the encoder takes
+  ``in_chans: 6``). The scorer's attention treats the frames as a set, so without it a clip and its reverse
+  score the same (left cannot be told from right); the difference also sets a moving object apart from a
+  static background.
+* ``text_only``: the frames are never read (one zero frame): the text-only answer-prior baseline.
 * ``dim``, ``num_heads``, ``dropout``: width, heads and dropout of the scorer. The fused vector of a
   stream is ``[q, c, q ⊙ c]`` through one layer; a stream's score is a linear map of it; the two streams'
   scores add up.
@@ -32,13 +42,14 @@ Field by field, zoo's decisions (the paper's values could not be read):
 * ``pretrain_epochs``: the first epochs run the question-selection stage, the rest the QA stage (one
   run). Candidates of a clip are the questions of every item in the batch, its own the positive; a
   candidate whose text equals the positive's is left out (it would be a false negative). The question
-  fills the candidate slot alone.
+  fills the candidate slot alone: it is both the whole input and the answer slot.
 * ``mask_probability`` (0.15): each real token of the ground-truth input is masked with this
   probability, ``mask_token_id`` replacing it, or, without one, dropped from attention. The whole
-  candidate input (question and answer) is masked.
+  candidate input (question and answer) is masked; its answer slot is the slot's tokens left unmasked.
 * ``contrastive_weight`` (1.0) and ``contrastive_temperature`` (0.1): L = L_qa + λ·L_cl, with
   L_cl = −log exp(cos(h̃_gt, h_gt)/τ) / Σ_k exp(cos(h̃_gt, h_k)/τ) over the A candidates, h the fused vector
-  of the scorer. Not used in the question-selection stage.
+  of the scorer. Not used in the question-selection stage. The SynthMotion recipe uses λ = 0.1: at λ = 1
+  the term (an easy text match) is solved first and held the QA loss at chance for 60 steps on 32 items.
 * No temporal-localisation head (not in the text read).
 
 Optional batch keys (SynthMotion's QA items carry none; then the text stream is off and the video
@@ -55,11 +66,43 @@ import torch
 import torch.nn.functional as F
 
 from zoo.catalog import Paper
+from zoo.errors import UsageError
 from zoo.eval.multiple_choice import multiple_choice_accuracy
 from zoo.methods.base import SSLMethod
+from zoo.models.layers.frames import residual_frames
 from zoo.models.videoqa import TwoStreamQAScorer, local_alignment_mask
 
-__all__ = ["VideoQA", "mask_tokens_noise", "masked_positive_loss"]
+__all__ = ["VideoQA", "answer_token_mask", "left_align", "mask_tokens_noise", "masked_positive_loss"]
+
+
+def left_align(ids: torch.Tensor, keep: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The tokens where ``keep`` is True moved to the front of their row, in order, as a token input.
+
+    Args:
+        ids: (..., L) token ids.
+        keep: (..., L) bool, the tokens to keep.
+    """
+    order = torch.sort((~keep).to(torch.uint8), dim=-1, stable=True).indices  # kept tokens first
+    kept = keep.gather(-1, order)
+    return {"input_ids": ids.gather(-1, order) * kept, "attention_mask": kept.long()}
+
+
+def answer_token_mask(candidates: dict[str, torch.Tensor], question: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The answer's tokens of each ``question + separator + answer`` input: (B, A, L) bool, True on the real
+    tokens after those the candidate shares with its question's opening (the question's closing special
+    token differs from the separator, so the separator and the closing token count as the answer's).
+
+    Args:
+        candidates: ``input_ids`` and ``attention_mask`` (B, A, L) of the candidates.
+        question: ``input_ids`` and ``attention_mask`` (B, Lq) of the questions.
+    """
+    ids, real = candidates["input_ids"], candidates["attention_mask"].bool()
+    n = min(ids.shape[-1], question["input_ids"].shape[-1])
+    asked = question["input_ids"][:, None, :n], question["attention_mask"][:, None, :n].bool()  # (B, 1, n)
+    same = (ids[..., :n] == asked[0]) & asked[1]  # (B, A, n)
+    shared = same.long().cumprod(dim=-1).sum(dim=-1, keepdim=True)  # (B, A, 1): length of the common opening
+    positions = torch.arange(ids.shape[-1], device=ids.device)
+    return real & (positions >= shared)
 
 
 def mask_tokens_noise(
@@ -122,6 +165,8 @@ class VideoQA(SSLMethod):
         mask_token_id: id replacing masked tokens; None drops them from attention.
         contrastive_weight: λ of the masked-positive contrastive term (0: off).
         contrastive_temperature: τ of that term.
+        frame_difference: each frame enters with its difference to the next frame as extra channels.
+        text_only: the frames are never read (the text-only answer-prior baseline).
         **kwargs: optimisation settings of :class:`~zoo.methods.base.SSLMethod`.
     """
 
@@ -148,13 +193,24 @@ class VideoQA(SSLMethod):
         mask_token_id: int | None = None,
         contrastive_weight: float = 1.0,
         contrastive_temperature: float = 0.1,
+        frame_difference: bool = False,
+        text_only: bool = False,
         **kwargs: Any,
     ):
         kwargs.setdefault("online_probe", False)
         super().__init__(**kwargs)
         video = self.add_encoder("video", video_encoder, video_encoder_kwargs)
+        channels = 6 if frame_difference else 3
+        if getattr(video, "in_chans", channels) != channels:
+            raise UsageError(
+                f"video_encoder_kwargs: frame_difference={frame_difference} feeds {channels} channels per "
+                f"frame, the video encoder takes {video.in_chans} (set backbone_args: {{in_chans: {channels}}})"
+            )
         text = self.add_encoder("text", text_encoder, text_encoder_kwargs)
-        self.scorer = TwoStreamQAScorer(text.num_features, video.num_features, dim, num_heads, dropout)
+        width = text.num_features
+        self.scorer = TwoStreamQAScorer(
+            width, video.num_features, dim, num_heads, dropout, candidate_dim=2 * width
+        )
 
     # --- encoders ------------------------------------------------------------------------------------
 
@@ -164,9 +220,31 @@ class VideoQA(SSLMethod):
         flat = {k: tokens[k].reshape(-1, tokens[k].shape[-1]) for k in ("input_ids", "attention_mask")}
         return self.encoders["text"].forward_features(flat).reshape(*lead, -1)
 
+    def encode_candidates(self, tokens: dict[str, torch.Tensor], answer_slot: torch.Tensor) -> torch.Tensor:
+        """Candidate embeddings (..., 2D): the whole input's next to the answer slot's, encoded on its own.
+
+        Args:
+            tokens: ``input_ids`` and ``attention_mask`` (..., L).
+            answer_slot: (..., L) bool, the tokens in the answer slot (:func:`answer_token_mask`).
+        """
+        whole = self.encode_text(tokens)  # (..., D)
+        answer = self.encode_text(left_align(tokens["input_ids"], answer_slot))  # (..., D)
+        return torch.cat([whole, answer], dim=-1)
+
+    def answer_slots(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The candidates ``question + separator + answer`` (B, A, L) of ``batch`` and their answer slots."""
+        answers = self.require(batch, "answers", "tokenised question + candidate answers")
+        questions = self.require(batch, "text", "the questions, tokenised")
+        return answers, answer_token_mask(answers, questions)  # tokens, (B, A, L) bool
+
     def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
-        """Per-frame features (B, T, D) of clips (B, C, T, H, W)."""
-        return self.encoders["video"].forward_features(video)
+        """Per-frame features (B, T, D) of clips (B, C, T, H, W); one zero frame for the text-only model."""
+        encoder = self.encoders["video"]
+        if self.hparams.text_only:
+            return video.new_zeros(video.shape[0], 1, encoder.num_features)  # (B, 1, D): no visual input
+        if self.hparams.frame_difference:  # each frame with its change to the next: order and direction
+            video = torch.cat([video, residual_frames(video, keep_length=True)], dim=1)  # (B, 2C, T, H, W)
+        return encoder.forward_features(video)
 
     def _sentences(self, batch: dict[str, Any], frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """The scorer's sentence inputs from the optional subtitle keys (empty without subtitles)."""
@@ -192,7 +270,7 @@ class VideoQA(SSLMethod):
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Scores (B, A) of every candidate answer in ``batch["answers"]``."""
         frames = self.encode_frames(self.require(batch, "video", "give the data module video: true"))
-        candidates = self.encode_text(self.require(batch, "answers"))  # (B, A, D)
+        candidates = self.encode_candidates(*self.answer_slots(batch))  # (B, A, 2D)
         return self.score(candidates, frames, self._sentences(batch, frames))[0]
 
     # --- the two stages --------------------------------------------------------------------------------
@@ -208,7 +286,7 @@ class VideoQA(SSLMethod):
         """Logits (B, B): clip i against every question of the batch in the answer slot; a question whose
         text equals clip i's own (other than its own) is left out."""
         questions = self.require(batch, "text", "the questions, tokenised")
-        embedded = self.encode_text(questions)  # (B, D)
+        embedded = self.encode_candidates(questions, questions["attention_mask"].bool())  # (B, 2D)
         b = embedded.shape[0]
         candidates = embedded[None].expand(b, -1, -1)  # (B, B, D): every question for every clip
         logits, _ = self.score(candidates, frames, sentences)  # (B, B)
@@ -228,10 +306,10 @@ class VideoQA(SSLMethod):
             target = torch.arange(len(logits), device=logits.device)
             loss = F.cross_entropy(logits, target)
             return {"loss": loss, "question_loss": loss, "features": features}
-        answers = self.require(batch, "answers", "tokenised question + candidate answers")
         answer = self.require(batch, "answer")
         known = answer >= 0
-        candidates = self.encode_text(answers)  # (B, A, D)
+        answers, slot = self.answer_slots(batch)  # tokens and answer slots (B, A, L)
+        candidates = self.encode_candidates(answers, slot)  # (B, A, 2D)
         scores, fused = self.score(candidates, frames, sentences)  # (B, A), (B, A, D')
         qa_loss = F.cross_entropy(scores[known], answer[known])
         out = {"qa_loss": qa_loss, "features": features}
@@ -240,7 +318,9 @@ class VideoQA(SSLMethod):
             rows = torch.arange(len(answer), device=answer.device)
             truth = {k: v[rows, answer.clamp(min=0)] for k, v in answers.items()}  # (B, L)
             noisy = mask_tokens_noise(truth, self.hparams.mask_probability, self.hparams.mask_token_id)
-            anchor = self.score(self.encode_text(noisy)[:, None], frames, sentences)[1][:, 0]  # (B, D')
+            noisy_slot = slot[rows, answer.clamp(min=0)] & noisy["attention_mask"].bool()  # (B, L)
+            masked = self.encode_candidates(noisy, noisy_slot)[:, None]  # (B, 1, 2D)
+            anchor = self.score(masked, frames, sentences)[1][:, 0]  # (B, D')
             contrastive = masked_positive_loss(
                 anchor[known], fused[known], answer[known], self.hparams.contrastive_temperature
             )
@@ -257,7 +337,7 @@ class VideoQA(SSLMethod):
         sentences = self._sentences(batch, frames)
         answer = self.require(batch, "answer")
         known = answer >= 0
-        scores = self.score(self.encode_text(self.require(batch, "answers")), frames, sentences)[0]
+        scores = self.score(self.encode_candidates(*self.answer_slots(batch)), frames, sentences)[0]
         out = {}
         if known.any():
             out["accuracy"] = torch.tensor(multiple_choice_accuracy(scores[known], answer[known])["accuracy"])

@@ -107,12 +107,20 @@ class TwoStreamQAScorer(nn.Module):
         dim: common width of both streams.
         num_heads: attention heads.
         dropout: dropout in the fusion layers.
+        candidate_dim: width of the candidate embeddings (default: ``text_dim``).
     """
 
     def __init__(
-        self, text_dim: int, video_dim: int, dim: int = 128, num_heads: int = 4, dropout: float = 0.1
+        self,
+        text_dim: int,
+        video_dim: int,
+        dim: int = 128,
+        num_heads: int = 4,
+        dropout: float = 0.1,
+        candidate_dim: int | None = None,
     ):
         super().__init__()
+        self.candidate_proj = nn.Linear(candidate_dim or text_dim, dim)
         self.text_proj = nn.Linear(text_dim, dim)
         self.video_proj = nn.Sequential(nn.Linear(video_dim, dim), nn.LayerNorm(dim))
         self.local = LocallyAlignedAttention(dim, num_heads)
@@ -132,14 +140,14 @@ class TwoStreamQAScorer(nn.Module):
         """Scores (B, A) (video stream + text stream) and the fused candidate vectors (B, A, 2·dim or dim).
 
         Args:
-            candidates: (B, A, text_dim) pooled question + answer embeddings.
+            candidates: (B, A, candidate_dim) pooled question + answer embeddings.
             frames: (B, T, video_dim) frame features.
             frame_mask: (B, T) bool, valid frames; all by default.
             sentences: (B, S, text_dim) subtitle / object-label sentence embeddings, or None (video only).
             sentence_visible: (B, S, T) bool, :func:`local_alignment_mask` of the sentences.
             sentence_mask: (B, S) bool, valid sentences; all by default.
         """
-        queries = self.text_proj(candidates)  # (B, A, D)
+        queries = self.candidate_proj(candidates)  # (B, A, D)
         frames = self.video_proj(frames)  # (B, T, D)
         if frame_mask is None:
             frame_mask = torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device)

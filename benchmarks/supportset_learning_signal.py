@@ -113,8 +113,8 @@ def main() -> None:
     text = (
         "# Support-set bottlenecks: learning signal on SynthMotion\n\n"
         f"`python benchmarks/supportset_learning_signal.py --epochs {args.epochs} --seed {args.seed} "
-        f"--variants {' '.join(args.variants)}` — `configs/supportset/synthmotion.yaml`, {args.epochs} epochs "
-        f"each, {args.threads} CPU thread(s) ({platform.machine()}).\n"
+        f"--variants {' '.join(args.variants)}` — `configs/supportset/synthmotion.yaml`, "
+        f"{args.epochs} epochs each, {args.threads} CPU thread(s) ({platform.machine()}).\n"
         f"Text→video retrieval on the test split: {rows[0]['captions']} English captions (two templates "
         f"per clip) against {rows[0]['clips']} clips. Instance R@k and median rank count the caption's own "
         "clip; class R@1 counts a top-1 clip of the caption's motion class. Chance: R@1 ≈ 1.0, MedR ≈ 48, "

@@ -1,17 +1,22 @@
 """Support-set bottlenecks: the loss is the contrastive term + λ·cross-captioning, it trains, and bad batches
-are named."""
+are named; the SynthMotion recipes of the text-video methods keep their captions true of the clips."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
 from zoo.data.batch import MissingBatchKeyError
 from zoo.data.text import build_tokenizer
+from zoo.data.transforms import build_transform
 from zoo.methods.supportset import SupportSet
 from zoo.objectives.infonce import cross_modal_info_nce_loss
 from zoo.objectives.ranking import max_margin_ranking_loss
 
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TINY_BERT = {
     "model_type": "bert",
     "vocab_size": 259,
@@ -113,3 +118,16 @@ def test_bad_batches_name_what_is_wrong():
         model.ssl_step(batch)
     with pytest.raises(ValueError, match="attention variant"):
         _method(attention="nearest")
+
+
+@pytest.mark.parametrize("method", ["supportset", "mmp"])
+def test_synthmotion_recipe_never_mirrors_training_clips(method):
+    """SynthMotion captions say "to the left", "clockwise": a mirrored clip would make its caption false."""
+    data = yaml.safe_load((CONFIGS / method / "synthmotion.yaml").read_text())["data"]["init_args"]
+    transform = build_transform(data.get("train_transform", "train"), size=data["size"])
+    ramp = torch.linspace(0, 255, 48).to(torch.uint8)  # brighter to the right
+    clip = ramp.view(1, 1, 48, 1).expand(4, 48, 48, 3).contiguous()  # (T, H, W, C)
+    torch.manual_seed(0)
+    for _ in range(20):
+        out = transform(clip)  # (C, T, H, W)
+        assert out[..., : out.shape[-1] // 2].mean() < out[..., out.shape[-1] // 2 :].mean()

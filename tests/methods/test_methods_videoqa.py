@@ -1,15 +1,17 @@
 """Multiple-choice video QA: the local alignment mask from timestamps, locally aligned attention, the
 masked-positive contrastive term against reference math, masking noise, both training stages, the answer
 slot encoded on its own, frame differences, the text-only baseline, and QA items whose answer index is out
-of range."""
+of range; the recipe's per-frame encoder."""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from zoo.data.datamodules import MultipleChoiceQADataModule
 from zoo.data.formats import ManifestError
@@ -22,6 +24,7 @@ from zoo.methods.videoqa import (
     mask_tokens_noise,
     masked_positive_loss,
 )
+from zoo.models.frame_features import SmallConvNet
 from zoo.models.videoqa import LocallyAlignedAttention, TwoStreamQAScorer, local_alignment_mask
 
 TINY_BERT = {
@@ -278,3 +281,15 @@ def test_qa_items_with_a_bad_answer_index_name_the_file_and_line(tmp_path, answe
     (tmp_path / "qa.jsonl").write_text(lines[0] + "\n{\n")
     with pytest.raises(ManifestError, match="line 2: invalid JSON"):
         synthmotion_qa_records(tmp_path, "train")
+
+
+def test_the_synthmotion_recipe_reads_frames_with_a_small_convnet_and_spatial_max_pooling():
+    """ResNet-10 trained from scratch through the QA scores stays at chance on SynthMotion's 32 px frames; the
+    recipe's per-frame encoder is the small convnet whose spatial max keeps the small moving object."""
+    recipe = yaml.safe_load(
+        (Path(__file__).parents[2] / "configs" / "videoqa" / "synthmotion.yaml").read_text()
+    )
+    model = VideoQA(**recipe["model"]["init_args"])
+    video = model.encoders["video"]
+    assert isinstance(video.backbone, SmallConvNet) and video.backbone.spatial_pool == "max"
+    assert video.in_chans == 6 and model.hparams.frame_difference  # each frame with its difference

@@ -1,11 +1,13 @@
-"""Per-frame 2D features: (B, C, T, H, W) -> (B, T, F), equal to running the 2D backbone on each frame."""
+"""Per-frame 2D features: (B, C, T, H, W) -> (B, T, F), equal to running the 2D backbone on each frame; the
+small per-frame convnet and its spatial max pooling."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from zoo import registry
-from zoo.models.frame_features import FrameFeatures
+from zoo.models.frame_features import FrameFeatures, SmallConvNet
 from zoo.models.resnet import BasicBlock, ResNet
 
 
@@ -41,3 +43,44 @@ def test_frames_per_batch_changes_nothing_but_memory():
 def test_registered_backbone_by_name_with_arguments():
     model = FrameFeatures("resnet10", backbone_args={"in_chans": 1})
     assert model.backbone.conv1.weight.shape[1] == 1 and model.backbone.num_classes == 0
+
+
+def _same_weights(**kwargs) -> tuple[SmallConvNet, SmallConvNet]:
+    torch.manual_seed(0)
+    peak = SmallConvNet(spatial_pool="max", **kwargs).eval()
+    mean = SmallConvNet(spatial_pool="avg", **kwargs).eval()
+    mean.load_state_dict(peak.state_dict())
+    return peak, mean
+
+
+def test_small_convnet_pools_its_last_map_by_max_or_average():
+    peak, mean = _same_weights(widths=(8, 16), in_chans=6)
+    image = torch.randn(2, 6, 16, 16)
+    with torch.no_grad():
+        last = peak.forward_features(image)
+        assert last.shape == (2, 16, 8, 8)  # one 2×2 max pooling between the two convolutions
+        torch.testing.assert_close(peak.forward_head(last, pre_logits=True), last.amax(dim=(2, 3)))
+        torch.testing.assert_close(mean.forward_head(last, pre_logits=True), last.mean(dim=(2, 3)))
+    with pytest.raises(ValueError, match="spatial_pool: expected 'max' or 'avg', got 'sum'"):
+        SmallConvNet(spatial_pool="sum")
+
+
+def test_max_pooling_keeps_a_small_object_that_averaging_dilutes():
+    """A 4×4 object on a 32×32 frame covers a few cells of the last 8×8 map: the spatial mean moves by a
+    fraction of what the spatial max moves."""
+    peak, mean = _same_weights()
+    empty = torch.zeros(1, 3, 32, 32)
+    with_object = empty.clone()
+    with_object[:, :, 12:16, 20:24] = 1.0
+    with torch.no_grad():
+        moved_by_max = (peak(with_object) - peak(empty)).norm()
+        moved_by_mean = (mean(with_object) - mean(empty)).norm()
+    assert moved_by_max > 3 * moved_by_mean > 0
+
+
+def test_frame_convnet_reads_frames_with_their_differences():
+    model = registry.build("frame_convnet", backbone_args={"in_chans": 6}).eval()
+    assert model.in_chans == 6 and model.num_features == 128
+    assert sum(p.numel() for p in model.parameters()) < 200_000  # a fraction of ResNet-10's 4.9 M
+    with torch.no_grad():
+        assert model.forward_features(torch.randn(2, 6, 4, 32, 32)).shape == (2, 4, 128)  # (B, T, F)

@@ -27,7 +27,12 @@ Field by field, zoo's decisions (the paper's values could not be read):
   the mean and sits at positions set by the question's length, so the same answer reads differently after
   every question.
 * ``video_encoder`` / ``video_encoder_kwargs``: a per-frame 2D CNN trained end to end (the paper uses
-  frozen ResNet-101 features; give ``frame_resnet50`` with ``param_groups`` freezing it for that).
+  frozen ResNet-101 features; give ``frame_resnet50`` with ``param_groups`` freezing it for that). The
+  SynthMotion recipe uses ``frame_convnet`` (:class:`~zoo.models.frame_features.SmallConvNet`: three 3×3
+  convolutions, 94 k parameters, spatial max pooling): with no pretrained features, a ResNet-10 (4.9 M
+  parameters, a 1×1 last map at 32 px) trained from scratch through the QA scores alone stayed at chance,
+  and so did the small convnet with spatial averaging, which dilutes an object covering a few percent of
+  the frame against its textured background.
 * ``frame_difference`` (off by default, on in the SynthMotion recipe): each frame enters with its difference
   to the next frame as three more channels (residual frames, Tao et al. 2020; the encoder takes
   ``in_chans: 6``). The scorer's attention treats the frames as a set, so without it a clip and its reverse

@@ -3,18 +3,24 @@
 Runs any 2D backbone on every frame of a clip (B, C, T, H, W) and returns one vector per frame
 (B, T, F): the input of temporal models (action segmentation, re-identification, video QA) that
 read frame features. The head averages the frames and applies a classifier.
+
+:class:`SmallConvNet` is a per-frame network for small frames trained from scratch: a few 3×3 convolutions
+at full resolution and a spatial max over the last map, so that a small object still decides the feature
+when the background fills most of the frame (``frame_convnet``).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from einops import rearrange
 from torch import nn
 
-from zoo.models.base import Backbone
+from zoo.models.base import Backbone, run_stage
 from zoo.registry import build, register_model
 
-__all__ = ["FrameFeatures"]
+__all__ = ["FrameFeatures", "SmallConvNet"]
 
 
 class FrameFeatures(Backbone):
@@ -81,3 +87,65 @@ def frame_resnet18(**kwargs) -> FrameFeatures:
 def frame_resnet50(**kwargs) -> FrameFeatures:
     """ResNet-50 per frame: (B, 3, T, H, W) -> (B, T, 2048) (the usual re-ID and segmentation features)."""
     return FrameFeatures(**{"backbone": "resnet50", **kwargs})
+
+
+class SmallConvNet(Backbone):
+    """A few 3×3 convolution–BatchNorm–ReLU layers over an image (B, C, H, W), each but the last followed by
+    2×2 max pooling; ``forward_features`` returns the last map (B, F, H / 2^(n-1), W / 2^(n-1)).
+
+    Args:
+        widths: output channels of each convolution; the last is ``num_features``.
+        in_chans: input channels.
+        spatial_pool: ``"max"`` (the strongest response anywhere: a small object is not averaged away) or
+            ``"avg"`` over the last map.
+        num_classes: classifier outputs; 0 for none.
+        drop_rate: dropout before the classifier.
+    """
+
+    modality = "image"
+
+    def __init__(
+        self,
+        widths: tuple[int, ...] = (32, 64, 128),
+        in_chans: int = 3,
+        spatial_pool: Literal["max", "avg"] = "max",
+        num_classes: int = 0,
+        drop_rate: float = 0.0,
+    ):
+        super().__init__()
+        if spatial_pool not in ("max", "avg"):
+            raise ValueError(f"spatial_pool: expected 'max' or 'avg', got {spatial_pool!r}")
+        layers: list[nn.Module] = []
+        channels = in_chans
+        for i, width in enumerate(widths):
+            layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+            if i < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+            channels = width
+        self.layers = nn.Sequential(*layers)
+        self.spatial_pool = spatial_pool
+        self.in_chans = in_chans
+        self.num_features = channels
+        self.drop = nn.Dropout(drop_rate)
+        self.num_classes = num_classes
+        self.fc: nn.Module = self.make_classifier(num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return run_stage(self.layers, x, self.grad_checkpointing)  # (B, F, h, w)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spatial_pool == "max":
+            return x.amax(dim=(2, 3))  # (B, F)
+        return x.mean(dim=(2, 3))
+
+
+@register_model
+def convnet_small(**kwargs) -> SmallConvNet:
+    """Three 3×3 convolutions (32-64-128) with spatial max pooling: 128 features of an image."""
+    return SmallConvNet(**kwargs)
+
+
+@register_model
+def frame_convnet(**kwargs) -> FrameFeatures:
+    """:class:`SmallConvNet` per frame: (B, 3, T, H, W) -> (B, T, 128); small frames trained from scratch."""
+    return FrameFeatures(**{"backbone": "convnet_small", **kwargs})

@@ -175,7 +175,15 @@ class LongVideoFeatureDataModule(FeatureSequenceDataModule):
         )
         self.synth = source  # prepare_data generates it (already done here, so a no-op)
 
-    def build_dataset(self, split: str) -> FeatureSequenceDataset:
+    def _restore_fixed_args(self) -> None:
+        """Put the arguments this class fixes back into ``hparams`` (the Lightning CLI replaces them)."""
         for key, value in {**self._fixed_args, "mapping_name": "mapping.txt"}.items():
             self.hparams.setdefault(key, value)
+
+    def has_split(self, split: str) -> bool:
+        self._restore_fixed_args()
+        return super().has_split(split)
+
+    def build_dataset(self, split: str) -> FeatureSequenceDataset:
+        self._restore_fixed_args()
         return super().build_dataset(split)

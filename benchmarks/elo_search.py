@@ -65,6 +65,11 @@ def pearson_interval(r: float, n: int) -> tuple[float, float]:
     return math.tanh(z - half), math.tanh(z + half)
 
 
+def significant_r(n: int) -> float:
+    """The smallest |Pearson r| over ``n`` points whose 95 % interval excludes 0 (Fisher z)."""
+    return math.tanh(1.96 / math.sqrt(n - 3)) if n >= 4 else math.nan
+
+
 def report(result: SearchResult, args: argparse.Namespace) -> str:
     """The markdown page: settings, one row per candidate, the correlations and how to read them."""
     names = list(result.history[0].weights)
@@ -102,10 +107,14 @@ def report(result: SearchResult, args: argparse.Namespace) -> str:
             f"| {head} | {correlation['n']} | {correlation['pearson']:.2f} ({low:.2f} to {high:.2f}) "
             f"| {correlation['spearman']:.2f} |"
         )
+    n = len(result.history)
     lines += [
         "",
         "A useful fitness correlates negatively (lower KL, higher accuracy). The interval is Fisher's z "
-        "approximation (±1.96/√(n − 3)).",
+        f"approximation (±1.96/√(n − 3)): with {n} candidates only |r| > {significant_r(n):.2f} differs "
+        "from no correlation at the 5 % level, so a small population gives a wide interval. Each "
+        f"accuracy is measured on {SYNTH['test_per_class'] * SYNTH['num_classes']} test clips "
+        f"({100 / (SYNTH['test_per_class'] * SYNTH['num_classes']):.1f} points per clip).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -65,6 +65,13 @@ def test_pearson_interval(elo_search) -> None:
     wide, narrow = elo_search.pearson_interval(-0.3, 8), elo_search.pearson_interval(-0.3, 100)
     assert narrow[1] - narrow[0] < wide[1] - wide[0]
     assert all(math.isnan(v) for v in elo_search.pearson_interval(0.5, 3))
+    # the interval of r just above the threshold excludes 0, just below it does not
+    threshold = elo_search.significant_r(12)
+    assert (
+        elo_search.pearson_interval(threshold + 1e-3, 12)[0]
+        > 0
+        > elo_search.pearson_interval(threshold - 1e-3, 12)[0]
+    )
 
 
 def test_linear_probe_on_the_proxy_runs_cached_features(elo_search, tmp_path: Path) -> None:

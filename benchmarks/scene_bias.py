@@ -1,11 +1,11 @@
-"""Scene bias on SynthMotion: do the debiasing methods (BE, DSM, CMD) encode more motion and less scene
-than plain MoCo, with the same backbone size and the same budget?
+"""Scene bias on SynthMotion: do the debiasing methods (BE, DSM, CMD, ELo) encode more motion and less
+scene than plain MoCo, with the same backbone size and the same budget?
 
 SynthMotion's class is the motion; its training split ties each class to a background family (scene
 bias 0.8: 80 % of a class's clips on its designated family), its val and test splits do not (every class
 on every family equally often). Each method pre-trains on the biased training split with its recipe
 ``configs/<method>/synthmotion.yaml`` for the same number of epochs, then its frozen clip encoder
-(centre clip, eval transform) is scored on the unbiased splits:
+(centre clip, eval transform; ELo's RGB student, not its teachers) is scored on the unbiased splits:
 
 - motion: linear probe and kNN on the motion classes, trained on the (biased) training split, scored on
   the test split — features that encode the scene rather than the motion do not transfer;
@@ -13,7 +13,11 @@ on every family equally often). Each method pre-trains on the biased training sp
   split (both unbiased: the family is independent of the class there) — the scene information left in
   the features, higher = more scene.
 
-    python benchmarks/scene_bias.py --epochs 8 --seeds 0 1
+A reference row (:class:`FirstFrameSpectrum`, a fixed 13-number texture descriptor of the first frame)
+shows what the scene probe reads when the features carry the background. ``--frame-difference`` makes
+every clip encoder read residual frames instead, which removes the static scene by construction.
+
+    python benchmarks/scene_bias.py --epochs 20 --seeds 0 1
 
 prints a markdown table and writes ``docs/benchmarks/scene_bias.md``.
 """
@@ -25,6 +29,7 @@ import importlib
 import platform
 import statistics
 import sys
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +49,11 @@ from zoo.methods.base import SSLMethod
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "benchmarks" / "scene_bias.md"
-METHODS = ("moco", "be", "dsm", "cmd")
-# what only the training samples need (CMD's motion vectors and keyframes, the MoCo views)
+METHODS = ("moco", "be", "dsm", "cmd", "elo")
+# what only the training samples need (CMD's and ELo's motion vectors, CMD's keyframes, ELo's sound, the
+# MoCo views)
 EVAL_DROP = ("motion_vectors", "motion_offset", "motion_frames", "keyframe", "keyframe_reach", "view_clips",
-             "negative_min_gap")  # fmt: skip
+             "negative_min_gap", "audio", "audio_seconds")  # fmt: skip
 
 
 def _recipe(method: str) -> tuple[type[SSLMethod], dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -64,10 +70,34 @@ def _background_labels(datamodule: VideoDataModule, stage: str, features: Featur
     return torch.tensor([BACKGROUNDS.index(records[int(i)].extra["background"]) for i in features.indexes])
 
 
-def _scores(encoder: torch.nn.Module, eval_dm: VideoDataModule, num_classes: int) -> dict[str, float]:
+class FirstFrameSpectrum(torch.nn.Module):
+    """A fixed scene descriptor, the reference row that shows the scene probe can see the background: log
+    power of the first frame's grey image in 10 radial frequency bands, its mean absolute horizontal and
+    vertical gradients and its colour contrast (13 numbers; the texture of the scene, no motion)."""
+
+    bands = 10
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        grey = clips[:, :, 0].mean(dim=1)  # (B, H, W), first frame
+        power = torch.fft.fft2(grey).abs()  # (B, H, W)
+        fy, fx = torch.meshgrid(
+            torch.fft.fftfreq(grey.shape[-2]), torch.fft.fftfreq(grey.shape[-1]), indexing="ij"
+        )
+        radius = torch.hypot(fy, fx)  # (H, W), cycles per pixel, up to √0.5
+        edges = torch.linspace(0.0, 0.5**0.5, self.bands + 1)
+        bands = [power[:, (radius >= lo) & (radius < hi)].mean(dim=-1) for lo, hi in pairwise(edges.tolist())]
+        grad_x = (grey[..., 1:] - grey[..., :-1]).abs().mean(dim=(-2, -1))
+        grad_y = (grey[..., 1:, :] - grey[..., :-1, :]).abs().mean(dim=(-2, -1))
+        contrast = clips[:, :, 0].std(dim=(-2, -1)).mean(dim=1)
+        return torch.stack([*bands, grad_x, grad_y, contrast], dim=1).log1p()  # (B, 13)
+
+
+def _scores(encoder: torch.nn.Module, eval_dm: VideoDataModule) -> dict[str, float]:
     """Motion (linear, kNN: train -> test) and scene (linear on the background family: val -> test)."""
-    train = extract_features(encoder, eval_dm.val_dataloader(), progress=False)  # ``val`` = the train split
-    test = extract_features(encoder, eval_dm.test_dataloader(), progress=False)
+    num_classes = len(eval_dm.classes)
+    # ``val`` = the train split
+    train = extract_features(encoder, eval_dm.val_dataloader(), device="cpu", progress=False)
+    test = extract_features(encoder, eval_dm.test_dataloader(), device="cpu", progress=False)
     linear = linear_probe(
         train.features, train.labels, test.features, test.labels, num_classes, weight_decay=1e-3
     )
@@ -80,7 +110,7 @@ def _scores(encoder: torch.nn.Module, eval_dm: VideoDataModule, num_classes: int
     val_manifest = Path(eval_dm.hparams.test_manifest).with_name("val.csv")
     scene_dm = VideoDataModule(**{**eval_dm.hparams, "val_manifest": str(val_manifest)})
     scene_dm.setup("validate")
-    val = extract_features(encoder, scene_dm.val_dataloader(), progress=False)
+    val = extract_features(encoder, scene_dm.val_dataloader(), device="cpu", progress=False)
     scene = linear_probe(
         val.features,
         _background_labels(scene_dm, "val", val),
@@ -92,11 +122,23 @@ def _scores(encoder: torch.nn.Module, eval_dm: VideoDataModule, num_classes: int
     return {"linear": linear.top1, "knn": knn["top1"], "scene": scene.top1}
 
 
-def run(method: str, epochs: int, seed: int, untrained: bool = False) -> dict[str, Any]:
-    """Pre-train ``method``'s recipe for ``epochs`` (none with ``untrained``), score its clip encoder."""
+def run(
+    method: str, epochs: int, seed: int, untrained: bool = False, frame_difference: bool = False
+) -> dict[str, Any]:
+    """Pre-train ``method``'s recipe for ``epochs`` (none with ``untrained``), score its clip encoder.
+
+    Args:
+        method: the recipe folder under ``configs/``.
+        epochs: pre-training epochs.
+        seed: ``seed_everything`` of the run (initialisation, data order, augmentation).
+        untrained: score the clip encoder at its initialisation, without training.
+        frame_difference: the clip encoder reads residual frames (differences of consecutive frames).
+    """
     torch.set_num_threads(1)
     L.seed_everything(seed, workers=True, verbose=False)
     cls, model_args, data_args, trainer_args = _recipe(method)
+    if frame_difference:
+        model_args["encoder_kwargs"] = {**(model_args.get("encoder_kwargs") or {}), "frame_difference": True}
     datamodule = VideoDataModule(**{**data_args, "seed": seed})
     model = cls(**{**model_args, "online_probe": False})
     modality = model.hparams.probe_modality
@@ -109,20 +151,43 @@ def run(method: str, epochs: int, seed: int, untrained: bool = False) -> dict[st
             callbacks=[StepProgress()],
         )
         minutes, steps = timed_fit(trainer, model, datamodule), trainer.global_step
-    eval_args = {k: v for k, v in data_args.items() if k not in EVAL_DROP}
-    eval_dm = eval_datamodule({**eval_args, "seed": seed})
-    eval_dm.setup("validate")
-    eval_dm.setup("test")
     return {
         "method": "untrained" if untrained else cls.__name__,
         "encoder": model.encoder_specs[modality]["arch"],
-        "clip": f"{data_args['num_frames']}×{data_args['size']}² stride {data_args.get('stride', 1.0):g}",
+        "clip": _clip(data_args) + (", residual" if frame_difference else ""),
         "seed": seed,
         "epochs": 0 if untrained else epochs,
         "steps": steps,
         "minutes": minutes,
-        **_scores(model.encoders[modality], eval_dm, len(eval_dm.classes)),
+        **_scores(model.encoders[modality], _eval_datamodule(data_args, seed)),
     }
+
+
+def reference(seed: int) -> dict[str, Any]:
+    """The scene probe's reference: :class:`FirstFrameSpectrum` of MoCo's clips, scored like an encoder."""
+    data_args = _recipe("moco")[2]
+    return {
+        "method": "reference",
+        "encoder": "first-frame spectrum (fixed)",
+        "clip": _clip(data_args),
+        "seed": seed,
+        "epochs": 0,
+        "steps": 0,
+        "minutes": 0.0,
+        **_scores(FirstFrameSpectrum(), _eval_datamodule(data_args, seed)),
+    }
+
+
+def _clip(data_args: dict[str, Any]) -> str:
+    return f"{data_args['num_frames']}×{data_args['size']}² stride {data_args.get('stride', 1.0):g}"
+
+
+def _eval_datamodule(data_args: dict[str, Any], seed: int) -> VideoDataModule:
+    """The train (as ``val``) and test splits of a recipe's data, set up for frozen-feature scoring."""
+    eval_dm = eval_datamodule({**{k: v for k, v in data_args.items() if k not in EVAL_DROP}, "seed": seed})
+    eval_dm.setup("validate")
+    eval_dm.setup("test")
+    return eval_dm
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -160,24 +225,33 @@ def main() -> None:
     )
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument(
+        "--frame-difference",
+        action="store_true",
+        help="every clip encoder reads residual frames: removes the static scene by construction",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
     command = (
         f"python benchmarks/scene_bias.py --epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))}"
     )
+    if args.methods != list(METHODS):
+        command += f" --methods {' '.join(args.methods)}"
+    if args.frame_difference:
+        command += " --frame-difference"
     machine = f"{platform.machine()}, torch {torch.__version__}, 1 thread"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     runs = [(method, seed, False) for method in args.methods for seed in args.seeds]
     # the two clip encoders at their random initialisation
     runs += [(method, args.seeds[0], True) for method in ("moco", "cmd") if method in args.methods]
-    rows = []
+    rows = [reference(args.seeds[0])]
     for method, seed, untrained in runs:
-        rows.append(run(method, args.epochs, seed, untrained))
+        rows.append(run(method, args.epochs, seed, untrained, args.frame_difference))
         print(markdown_table(rows[-1:]), flush=True)
         table = markdown_table(rows)  # written after every run: an interrupted benchmark keeps its rows
         args.out.write_text(
-            "# Scene bias: MoCo, BE, DSM and CMD on SynthMotion (CPU)\n\n"
+            "# Scene bias: MoCo, BE, DSM, CMD and ELo on SynthMotion (CPU)\n\n"
             f"Generated by `{command}` ({machine}; 2 CPU cores shared with other jobs).\n\n{table}\n{SETTINGS}\n"
         )
     print(table)
@@ -190,14 +264,19 @@ SETTINGS = (
     "data order and augmentation). MoCo, BE and DSM: r3d_tiny, 8-frame clips at 32 px, batch 32, AdamW "
     "2e-3, queue 128, τ 0.07. CMD: its tiny clip network r3d_tiny_cmd (CMD's modified last stage) with "
     "the resnet10 keyframe and r3d_10_mv motion-vector encoders, 4-frame clips at 32 px, stride 2, "
-    "batch 16 (its recipe). SynthMotion: 8 motion classes, 256 train clips (scene bias 0.8), 96 val and "
+    "batch 16 (its recipe). ELo: the r3d_tiny RGB student (8-frame clips at 32 px, batch 32, AdamW 2e-3) "
+    "with three teachers, residual frames (r3d_tiny), sound (resnet9_audio) and motion vectors "
+    "(r3d_10_mv): arrow of time on every modality, cross-modal InfoNCE (τ 0.1) and layer3/layer4 "
+    "distillation, every λ 1 (its recipe); only the student is scored. SynthMotion: 8 motion classes, 256 train clips (scene bias 0.8), 96 val and "
     "96 test clips (unbiased), 8 background families. Evaluation on the frozen clip encoder's pooled "
     "features (centre clip, eval transform, the clip geometry of its training): motion linear probe = "
     "L-BFGS logistic regression (weight decay 1e-3) on standardised features of the training split, "
     "motion kNN = 20 neighbours, cosine, exp(s/0.07) votes, both scored on the test split; scene probe = "
     "the same logistic regression on the 8 background families, fitted on the val split and scored on "
     "the test split. Chance: 12.5 % for both. Untrained = the clip encoder at its random initialisation "
-    "(seed of the first run)."
+    "(seed of the first run). Reference = no network: 13 fixed numbers per clip (log power of the first "
+    "frame in 10 radial frequency bands, mean absolute gradients, colour contrast), scored the same way; "
+    "it shows what the scene probe reads when the features do carry the background texture."
 )
 
 

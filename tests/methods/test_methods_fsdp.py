@@ -207,3 +207,21 @@ def test_zoo_fit_trains_the_fsdp_recipe_on_two_cpu_processes(tmp_path, tiny_synt
     with torch.no_grad():
         logits = plain.eval()(torch.randn(1, 3, 4, 32, 32))
     assert logits.shape == (1, 2) and torch.isfinite(logits).all()
+    if precision != "32-true":
+        return
+    # the full checkpoint resumes under FSDP: weights, optimiser state and loops are sharded back onto the ranks
+    resume = [
+        "--ckpt_path",
+        str(tmp_path / "ckpt" / "last.ckpt"),
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.max_steps",
+        "-1",
+    ]
+    resumed = subprocess.run([*command, *flags, *resume], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in resumed.stderr + resumed.stdout
+    after = safe_torch_load(tmp_path / "ckpt" / "last.ckpt")
+    assert (after["global_step"], after["epoch"]) == (2, 1)  # one more step, in the second epoch
+    moved = [n for n, v in after["state_dict"].items() if not torch.equal(v, checkpoint["state_dict"][n])]
+    assert "model.blocks.0.attn.qkv.weight" in moved  # it trained on from the restored weights

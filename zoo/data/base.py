@@ -32,10 +32,8 @@ whatever the trainer's ``use_distributed_sampler``.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import random
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -47,6 +45,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 
+from zoo.data.accounting import UnreadableSamples
 from zoo.data.formats import VideoRecord
 from zoo.data.shards import (
     DEFAULT_TIMEOUT_S,
@@ -355,15 +354,10 @@ class StreamedSamples:
         max_error_fraction: float = 0.1,
         error_log: str | os.PathLike | None = None,
     ) -> None:
-        if on_error not in ("skip", "raise"):
-            raise UsageError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
-        if not 0.0 <= max_error_fraction <= 1.0:
-            raise UsageError(f"max_error_fraction must be in [0, 1], got {max_error_fraction}")
         self.dataset, self.names = dataset, [str(name) for name in names]
-        self.on_error, self.max_error_fraction = on_error, max_error_fraction
-        self.error_log = Path(error_log) if error_log else None
-        self._bad = torch.zeros(len(self.names), dtype=torch.uint8).share_memory_()
-        self._counts = torch.zeros(2, dtype=torch.int64).share_memory_()  # (loaded, failed) over workers
+        self.unreadable = UnreadableSamples(
+            self.names, "samples", UnreadableSampleWarning, on_error, max_error_fraction, error_log
+        )
 
     def __len__(self) -> int:
         return len(self.names)
@@ -384,53 +378,30 @@ class StreamedSamples:
         except SampleDecodeError as err:
             self.count_failure(index, str(err))
             return None
-        self._counts[0] += 1
+        self.unreadable.loaded()
         return sample
 
     def is_known_bad(self, index: int) -> bool:
         """Whether sample ``index`` already failed (and is skipped without another try)."""
-        return bool(self._bad[index]) and self.on_error == "skip"
+        return self.unreadable.is_known_bad(index)
 
     def count_failure(self, index: int, reason: str) -> None:
         """Count sample ``index`` as unreadable for ``reason``; an error past ``max_error_fraction``."""
-        name = self.names[index]
-        if self.on_error == "raise":
-            raise ShardError(f"{name}: {reason}")
-        self._counts[1] += 1
-        if not self._bad[index]:
-            self._bad[index] = 1
-            where = reason if name in reason else f"{name}: {reason}"
-            warnings.warn(f"skipping unreadable sample {where}", UnreadableSampleWarning, stacklevel=3)
-            if self.error_log is not None:
-                line = json.dumps({"path": name, "reason": reason, "index": index}) + "\n"
-                with self.error_log.open("a", encoding="utf-8") as log:
-                    log.write(line)
-        bad = int(self._bad.sum())
-        if bad > self.max_error_fraction * len(self.names):
-            raise RuntimeError(
-                f"{bad} of {len(self.names)} samples ({bad / len(self.names):.1%}) could not be read, more than "
-                f"max_error_fraction={self.max_error_fraction}; last: {name}: {reason}"
-            )
+        if self.unreadable.on_error == "raise":
+            raise ShardError(f"{self.names[index]}: {reason}")
+        self.unreadable.failed(index, reason)
 
     def error_stats(self) -> dict[str, Any]:
         """Counts over all workers: ``loaded``, ``failed``, ``bad_records`` (distinct), ``bad_paths``."""
-        bad = torch.nonzero(self._bad).flatten().tolist()
-        return {
-            "loaded": int(self._counts[0]),
-            "failed": int(self._counts[1]),
-            "bad_records": len(bad),
-            "bad_fraction": len(bad) / len(self.names),
-            "bad_paths": [self.names[i] for i in bad],
-        }
+        return self.unreadable.stats()
 
     def error_state(self) -> torch.Tensor:
         """The unreadable-sample flags ``(N,)`` uint8 (a copy), saved with a run's checkpoint."""
-        return self._bad.clone()
+        return self.unreadable.state()
 
     def load_error_state(self, bad: torch.Tensor) -> None:
         """Restore :meth:`error_state` (one of another length is ignored: other samples)."""
-        if bad.shape == self._bad.shape:
-            self._bad.copy_(bad)
+        self.unreadable.load_state(bad)
 
 
 class SynthMotionSource:

@@ -34,9 +34,7 @@ workers, on which worker loads them or on persistent workers. The epoch lives in
 from __future__ import annotations
 
 import inspect
-import json
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -45,9 +43,10 @@ import av
 import numpy as np
 import torch
 from einops import rearrange
-from torch.utils.data import Dataset, default_collate, get_worker_info
+from torch.utils.data import Dataset, default_collate
 
 from zoo.data import batch as keys
+from zoo.data.accounting import UnreadableSamples
 from zoo.data.audio import audio_views
 from zoo.data.audio_transforms import AudioAugment, AudioFrontEnd, AudioWindow
 from zoo.data.compressed import keyframe_indices, read_motion_vectors, replay_geometry
@@ -68,7 +67,6 @@ __all__ = [
 
 # what "this file cannot be read" looks like; anything else is a bug and propagates
 DECODE_ERRORS = (VideoDecodeError, av.FFmpegError, OSError, EOFError)
-_MAX_SLOTS = 256  # per-worker counters (worker id + 1; slot 0 is the main process)
 
 
 class UnreadableVideoWarning(UserWarning):
@@ -199,10 +197,6 @@ class VideoDataset(Dataset):
         max_retries: int = 100,
         streamed: bool = False,
     ) -> None:
-        if on_error not in ("skip", "raise"):
-            raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
-        if not 0.0 <= max_error_fraction <= 1.0:
-            raise ValueError(f"max_error_fraction must be in [0, 1], got {max_error_fraction}")
         if views < 1:
             raise ValueError(f"views must be >= 1, got {views}")
         if not records:
@@ -233,15 +227,20 @@ class VideoDataset(Dataset):
             decode_size,
             decode_threads,
         )
-        self.on_error, self.max_error_fraction, self.max_retries = on_error, max_error_fraction, max_retries
-        self.error_log = Path(error_log) if error_log else None
+        self.on_error, self.max_retries = on_error, max_retries
         self.seed = seed
         # shared across DataLoader workers (shared memory survives fork and pickling to spawned workers)
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-        self._bad = torch.zeros(len(self.records), dtype=torch.uint8).share_memory_()
-        self._counts = torch.zeros(
-            _MAX_SLOTS, 2, dtype=torch.int64
-        ).share_memory_()  # (loaded, failed) per slot
+        self.unreadable = UnreadableSamples(
+            [str(record.path) for record in self.records],
+            "videos",
+            UnreadableVideoWarning,
+            on_error,
+            max_error_fraction,
+            error_log,
+            unreadable="could not be decoded",
+            hint=" Run `zoo data check` on the manifest to list every bad file.",
+        )
 
     def _check_captions(self) -> None:
         for i, record in enumerate(self.records):
@@ -286,53 +285,14 @@ class VideoDataset(Dataset):
         torch_gen = torch.Generator().manual_seed(int(sequence.generate_state(1, dtype=np.uint64)[0] >> 1))
         return np_rng, torch_gen
 
-    # ---- error accounting
-
-    def _slot(self) -> int:
-        info = get_worker_info()
-        return 0 if info is None else (info.id + 1) % _MAX_SLOTS
+    # ---- error accounting (:class:`~zoo.data.accounting.UnreadableSamples`)
 
     def error_stats(self) -> dict[str, Any]:
         """Counts over all workers: ``loaded``, ``failed`` (attempts), ``bad_records`` (distinct), ``bad_paths``."""
-        loaded, failed = (int(v) for v in self._counts.sum(dim=0))
-        bad = torch.nonzero(self._bad).flatten().tolist()
-        return {
-            "loaded": loaded,
-            "failed": failed,
-            "bad_records": len(bad),
-            "bad_fraction": len(bad) / len(self.records),
-            "bad_paths": [str(self.records[i].path) for i in bad],
-        }
+        return self.unreadable.stats()
 
     def _record_failure(self, index: int, err: Exception) -> None:
-        record = self.records[index]
-        reason = str(err)
-        self._counts[self._slot(), 1] += 1
-        first_time = not bool(self._bad[index])
-        self._bad[index] = 1
-        if first_time:
-            warnings.warn(
-                f"skipping unreadable video (record {index}): "
-                + (reason if str(record.path) in reason else f"{str(record.path)!r}: {reason}"),
-                UnreadableVideoWarning,
-                stacklevel=3,
-            )
-            if self.error_log is not None:
-                line = json.dumps({"path": str(record.path), "reason": reason, "index": index}) + "\n"
-                fd = os.open(self.error_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-                try:
-                    os.write(fd, line.encode())  # one write per line: atomic between processes
-                finally:
-                    os.close(fd)
-        bad = int(self._bad.sum())
-        if bad > self.max_error_fraction * len(self.records):
-            raise RuntimeError(
-                f"{bad} of {len(self.records)} videos ({bad / len(self.records):.1%}) could not be decoded, more "
-                f"than max_error_fraction={self.max_error_fraction}; last: {str(record.path)!r}: {reason}. "
-                f"Run `zoo data check` on the manifest to list every bad file."
-            )
-
-    # ---- loading
+        self.unreadable.failed(index, str(err), label=f"video (record {index})")
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         index = int(index)
@@ -342,7 +302,7 @@ class VideoDataset(Dataset):
             if attempt:
                 candidate = int(np_rng.integers(len(self.records)))
                 np_rng, torch_gen = self._generators(candidate, attempt)
-            if self._bad[candidate] and self.on_error == "skip":
+            if self.unreadable.is_known_bad(candidate):
                 continue
             try:
                 sample = self._load(candidate, np_rng, torch_gen)
@@ -353,7 +313,7 @@ class VideoDataset(Dataset):
                     raise VideoDecodeError(self.records[candidate].path, str(err)) from err
                 self._record_failure(candidate, err)
                 continue
-            self._counts[self._slot(), 0] += 1
+            self.unreadable.loaded()
             return sample
         raise RuntimeError(
             f"no readable video found after {self.max_retries} attempts starting at record {index}"
@@ -364,7 +324,7 @@ class VideoDataset(Dataset):
         when it cannot be decoded (skipped and counted as in ``__getitem__``, or raised with ``on_error="raise"``).
         """
         record = self.records[index] if record is None else record
-        if self._bad[index] and self.on_error == "skip":
+        if self.unreadable.is_known_bad(index):
             return None
         if self.text:
             select_captions(record_captions(record), self.captions_per_video, self.languages)
@@ -378,28 +338,27 @@ class VideoDataset(Dataset):
                 raise VideoDecodeError(str(record.path), str(err)) from err
             self._record_failure(index, err)
             return None
-        self._counts[self._slot(), 0] += 1
+        self.unreadable.loaded()
         return sample
 
     def is_known_bad(self, index: int) -> bool:
         """Whether sample ``index`` already failed (and is skipped without another try)."""
-        return bool(self._bad[index]) and self.on_error == "skip"
+        return self.unreadable.is_known_bad(index)
 
     def count_failure(self, index: int, reason: str) -> None:
         """Count sample ``index`` as unreadable for ``reason`` (e.g. lost from a truncated shard)."""
         if self.on_error == "raise":
             raise VideoDecodeError(str(self.records[index].path), reason)
-        if not self._bad[index]:
+        if not self.unreadable.is_known_bad(index):
             self._record_failure(index, VideoDecodeError(str(self.records[index].path), reason))
 
     def error_state(self) -> torch.Tensor:
         """The unreadable-record flags ``(N,)`` uint8 (a copy), to be saved with a run's checkpoint."""
-        return self._bad.clone()
+        return self.unreadable.state()
 
     def load_error_state(self, bad: torch.Tensor) -> None:
         """Restore :meth:`error_state` (a saved one of another length is ignored: other records)."""
-        if bad.shape == self._bad.shape:
-            self._bad.copy_(bad)
+        self.unreadable.load_state(bad)
 
     def _reader(self, record: VideoRecord):
         frames = record.extra.get("frames")

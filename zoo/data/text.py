@@ -57,6 +57,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from zoo.data.accounting import WorkerCounts
 from zoo.errors import UsageError
 
 __all__ = [
@@ -115,39 +116,32 @@ def _import_transformers(what: str):
 
 
 class TruncationCount:
-    """How many texts a tokenizer truncated, of how many it tokenised, over every process that holds it.
-
-    The counts live in shared memory, one row per DataLoader worker (row 0: the main process), so workers
-    never write the same numbers and the main process reads their sum.
-    """
-
-    ROWS = 65  # the main process and 64 workers (higher worker ids share rows modulo)
+    """How many texts a tokenizer truncated, of how many it tokenised, over every process that holds it
+    (:class:`~zoo.data.accounting.WorkerCounts`: DataLoader workers' counts reach the main process)."""
 
     def __init__(self):
-        self._counts = torch.zeros(self.ROWS, 2, dtype=torch.long).share_memory_()  # (ROWS, [truncated, all])
+        self._counts = WorkerCounts(2)  # (truncated, tokenised)
 
     def add(self, truncated: int, total: int) -> bool:
         """Count a batch; True when these are the first truncated texts anywhere."""
         first = truncated > 0 and self.truncated == 0
-        worker = torch.utils.data.get_worker_info()
-        row = 0 if worker is None else 1 + worker.id % (self.ROWS - 1)
-        self._counts[row, 0] += truncated
-        self._counts[row, 1] += total
+        self._counts.add(0, truncated)
+        self._counts.add(1, total)
         return first
 
     @property
     def truncated(self) -> int:
         """Texts cut to ``max_length`` so far."""
-        return int(self._counts[:, 0].sum())
+        return self._counts.totals()[0]
 
     @property
     def total(self) -> int:
         """Texts tokenised so far."""
-        return int(self._counts[:, 1].sum())
+        return self._counts.totals()[1]
 
     def reset(self) -> None:
         """Start counting again (after a report)."""
-        self._counts.zero_()
+        self._counts.reset()
 
 
 class TextTokenizer(ABC):

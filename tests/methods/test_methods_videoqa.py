@@ -25,7 +25,12 @@ from zoo.methods.videoqa import (
     masked_positive_loss,
 )
 from zoo.models.frame_features import SmallConvNet
-from zoo.models.videoqa import LocallyAlignedAttention, TwoStreamQAScorer, local_alignment_mask
+from zoo.models.videoqa import (
+    LocallyAlignedAttention,
+    TwoStreamQAScorer,
+    local_alignment_mask,
+    sinusoidal_positions,
+)
 
 TINY_BERT = {
     "config": {
@@ -239,6 +244,18 @@ def test_frame_difference_makes_the_scores_depend_on_the_order_of_the_frames():
         assert not torch.allclose(ordered(batch), ordered(reversed_batch))
     with pytest.raises(UsageError, match="video_encoder_kwargs: frame_difference=True feeds 6 channels"):
         _model(frame_difference=True)
+
+
+def test_frame_positions_let_the_scorer_read_the_order_of_the_frames():
+    batch = _batch()
+    reversed_batch = {**batch, "video": batch["video"].flip(2)}
+    ordered = _model(frame_positions=True)
+    with torch.no_grad():
+        assert not torch.allclose(ordered(batch), ordered(reversed_batch))
+    positions = sinusoidal_positions(8, 16)
+    assert positions.shape == (8, 16)
+    torch.testing.assert_close(positions[0], torch.tensor([0.0] * 8 + [1.0] * 8))  # sin 0, cos 0
+    assert torch.cdist(positions, positions).fill_diagonal_(1.0).min() > 0.5  # every frame told apart
 
 
 def test_the_text_only_model_never_reads_the_video():

@@ -171,6 +171,7 @@ class VideoQA(SSLMethod):
         contrastive_weight: λ of the masked-positive contrastive term (0: off).
         contrastive_temperature: τ of that term.
         frame_difference: each frame enters with its difference to the next frame as extra channels.
+        frame_positions: the scorer adds a sinusoidal embedding of each frame's index to its features.
         text_only: the frames are never read (the text-only answer-prior baseline).
         **kwargs: optimisation settings of :class:`~zoo.methods.base.SSLMethod`.
     """
@@ -199,6 +200,7 @@ class VideoQA(SSLMethod):
         contrastive_weight: float = 1.0,
         contrastive_temperature: float = 0.1,
         frame_difference: bool = False,
+        frame_positions: bool = False,
         text_only: bool = False,
         **kwargs: Any,
     ):
@@ -214,7 +216,13 @@ class VideoQA(SSLMethod):
         text = self.add_encoder("text", text_encoder, text_encoder_kwargs)
         width = text.num_features
         self.scorer = TwoStreamQAScorer(
-            width, video.num_features, dim, num_heads, dropout, candidate_dim=2 * width
+            width,
+            video.num_features,
+            dim,
+            num_heads,
+            dropout,
+            candidate_dim=2 * width,
+            frame_positions=frame_positions,
         )
 
     # --- encoders ------------------------------------------------------------------------------------

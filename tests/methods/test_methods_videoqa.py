@@ -310,3 +310,5 @@ def test_the_synthmotion_recipe_reads_frames_with_a_small_convnet_and_spatial_ma
     video = model.encoders["video"]
     assert isinstance(video.backbone, SmallConvNet) and video.backbone.spatial_pool == "max"
     assert video.in_chans == 6 and model.hparams.frame_difference  # each frame with its difference
+    assert video.backbone.saliency is not None  # where the object is, frame by frame: its trajectory
+    assert model.scorer.frame_positions  # the frames in order, not as a set

@@ -98,10 +98,9 @@ class SmallConvNet(Backbone):
         in_chans: input channels.
         spatial_pool: ``"max"`` (the strongest response anywhere: a small object is not averaged away) or
             ``"avg"`` over the last map.
-        coord_channels: append the pixel's x and y (in [-1, 1]) to the input as two more channels (CoordConv,
-            Liu et al. 2018): a feature can then say where its pattern is, which a spatial pool alone discards.
         position_pool: append where the object is to the pooled features: the soft-argmax (x, y) of a learned
-            1×1 saliency map over the last map (``num_features`` grows by 2).
+            1×1 saliency map over the last map (``num_features`` grows by 2); a spatial pool alone discards
+            it, so a sequence of frame features could not hold a trajectory.
         num_classes: classifier outputs; 0 for none.
         drop_rate: dropout before the classifier.
     """
@@ -113,7 +112,6 @@ class SmallConvNet(Backbone):
         widths: tuple[int, ...] = (32, 64, 128),
         in_chans: int = 3,
         spatial_pool: Literal["max", "avg"] = "max",
-        coord_channels: bool = False,
         position_pool: bool = False,
         num_classes: int = 0,
         drop_rate: float = 0.0,
@@ -122,7 +120,7 @@ class SmallConvNet(Backbone):
         if spatial_pool not in ("max", "avg"):
             raise ValueError(f"spatial_pool: expected 'max' or 'avg', got {spatial_pool!r}")
         layers: list[nn.Module] = []
-        channels = in_chans + 2 * coord_channels
+        channels = in_chans
         for i, width in enumerate(widths):
             layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
             if i < len(widths) - 1:
@@ -130,7 +128,6 @@ class SmallConvNet(Backbone):
             channels = width
         self.layers = nn.Sequential(*layers)
         self.spatial_pool = spatial_pool
-        self.coord_channels = coord_channels
         self.saliency = nn.Conv2d(channels, 1, 1) if position_pool else None
         self.in_chans = in_chans
         self.num_features = channels + 2 * position_pool
@@ -139,8 +136,6 @@ class SmallConvNet(Backbone):
         self.fc: nn.Module = self.make_classifier(num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        if self.coord_channels:
-            x = torch.cat([x, coordinate_maps(x)], dim=1)  # (B, C + 2, H, W)
         return run_stage(self.layers, x, self.grad_checkpointing)  # (B, F, h, w)
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:

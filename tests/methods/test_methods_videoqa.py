@@ -25,7 +25,12 @@ from zoo.methods.videoqa import (
     masked_positive_loss,
 )
 from zoo.models.frame_features import SmallConvNet
-from zoo.models.videoqa import LocallyAlignedAttention, TwoStreamQAScorer, local_alignment_mask
+from zoo.models.videoqa import (
+    LocallyAlignedAttention,
+    TwoStreamQAScorer,
+    local_alignment_mask,
+    sinusoidal_positions,
+)
 
 TINY_BERT = {
     "config": {
@@ -241,6 +246,18 @@ def test_frame_difference_makes_the_scores_depend_on_the_order_of_the_frames():
         _model(frame_difference=True)
 
 
+def test_frame_positions_let_the_scorer_read_the_order_of_the_frames():
+    batch = _batch()
+    reversed_batch = {**batch, "video": batch["video"].flip(2)}
+    ordered = _model(frame_positions=True)
+    with torch.no_grad():
+        assert not torch.allclose(ordered(batch), ordered(reversed_batch))
+    positions = sinusoidal_positions(8, 16)
+    assert positions.shape == (8, 16)
+    torch.testing.assert_close(positions[0], torch.tensor([0.0] * 8 + [1.0] * 8))  # sin 0, cos 0
+    assert torch.cdist(positions, positions).fill_diagonal_(1.0).min() > 0.5  # every frame told apart
+
+
 def test_the_text_only_model_never_reads_the_video():
     model = _model(text_only=True)
     batch = _batch()
@@ -293,3 +310,5 @@ def test_the_synthmotion_recipe_reads_frames_with_a_small_convnet_and_spatial_ma
     video = model.encoders["video"]
     assert isinstance(video.backbone, SmallConvNet) and video.backbone.spatial_pool == "max"
     assert video.in_chans == 6 and model.hparams.frame_difference  # each frame with its difference
+    assert video.backbone.saliency is not None  # where the object is, frame by frame: its trajectory
+    assert model.scorer.frame_positions  # the frames in order, not as a set

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from zoo import registry
-from zoo.models.frame_features import FrameFeatures, SmallConvNet
+from zoo.models.frame_features import FrameFeatures, SmallConvNet, coordinate_maps
 from zoo.models.resnet import BasicBlock, ResNet
 
 
@@ -76,6 +76,49 @@ def test_max_pooling_keeps_a_small_object_that_averaging_dilutes():
         moved_by_max = (peak(with_object) - peak(empty)).norm()
         moved_by_mean = (mean(with_object) - mean(empty)).norm()
     assert moved_by_max > 3 * moved_by_mean > 0
+
+
+def _object_at(row: int, col: int) -> torch.Tensor:
+    image = torch.zeros(1, 3, 32, 32)
+    image[:, :, row : row + 4, col : col + 4] = 1.0
+    return image
+
+
+def test_position_pooling_appends_the_soft_argmax_of_the_saliency_map():
+    net = SmallConvNet(widths=(8, 16), position_pool=True).eval()
+    assert net.num_features == 18  # 16 pooled features, then x and y
+    with torch.no_grad():
+        net.saliency.weight.fill_(10.0)
+        net.saliency.bias.zero_()
+        last = torch.zeros(1, 16, 8, 8)
+        last[:, :, 2, 6] = 5.0  # a single strong cell: row 2, column 6
+        pooled = net.forward_head(last, pre_logits=True)
+    torch.testing.assert_close(pooled[0, :16], last.amax(dim=(2, 3))[0])
+    expected = torch.tensor([-1 + 2 * 6 / 7, -1 + 2 * 2 / 7])  # (x, y) of that cell
+    torch.testing.assert_close(pooled[0, 16:], expected, atol=1e-3, rtol=0)
+    grid = coordinate_maps(torch.zeros(2, 7, 3, 5))  # (B, 2, H, W): x then y
+    assert grid.shape == (2, 2, 3, 5)
+    torch.testing.assert_close(grid[0, :, 0, 0], torch.tensor([-1.0, -1.0]))  # top left
+    torch.testing.assert_close(grid[0, :, 2, 4], torch.tensor([1.0, 1.0]))  # bottom right
+
+
+def test_position_pooling_tells_where_the_object_is():
+    """With a spatial max, an object moved by a multiple of the network's stride (4 px) gives the same
+    features: a sequence of them cannot hold a trajectory. The soft-argmax position tells the two apart."""
+    torch.manual_seed(0)
+    plain = SmallConvNet().eval()
+    with torch.no_grad():
+        torch.testing.assert_close(plain(_object_at(8, 8)), plain(_object_at(8, 16)))
+    located = SmallConvNet(widths=(8, 16), position_pool=True).eval()
+    with torch.no_grad():
+        located.saliency.weight.fill_(10.0)
+        left, right = torch.zeros(2, 1, 16, 8, 8)
+        left[:, :, 3, 1] = right[:, :, 3, 5] = 5.0  # the same object in column 1, then column 5
+        left = located.forward_head(left, pre_logits=True)  # (1, 16 + 2)
+        right = located.forward_head(right, pre_logits=True)
+    torch.testing.assert_close(left[:, :16], right[:, :16])  # the same pooled features
+    torch.testing.assert_close(left[:, 17], right[:, 17])  # and the same height (y)
+    assert right[0, 16] - left[0, 16] > 1.0  # x grows to the right
 
 
 def test_frame_convnet_reads_frames_with_their_differences():

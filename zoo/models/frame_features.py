@@ -98,6 +98,9 @@ class SmallConvNet(Backbone):
         in_chans: input channels.
         spatial_pool: ``"max"`` (the strongest response anywhere: a small object is not averaged away) or
             ``"avg"`` over the last map.
+        position_pool: append where the object is to the pooled features: the soft-argmax (x, y) of a learned
+            1×1 saliency map over the last map (``num_features`` grows by 2); a spatial pool alone discards
+            it, so a sequence of frame features could not hold a trajectory.
         num_classes: classifier outputs; 0 for none.
         drop_rate: dropout before the classifier.
     """
@@ -109,6 +112,7 @@ class SmallConvNet(Backbone):
         widths: tuple[int, ...] = (32, 64, 128),
         in_chans: int = 3,
         spatial_pool: Literal["max", "avg"] = "max",
+        position_pool: bool = False,
         num_classes: int = 0,
         drop_rate: float = 0.0,
     ):
@@ -124,8 +128,9 @@ class SmallConvNet(Backbone):
             channels = width
         self.layers = nn.Sequential(*layers)
         self.spatial_pool = spatial_pool
+        self.saliency = nn.Conv2d(channels, 1, 1) if position_pool else None
         self.in_chans = in_chans
-        self.num_features = channels
+        self.num_features = channels + 2 * position_pool
         self.drop = nn.Dropout(drop_rate)
         self.num_classes = num_classes
         self.fc: nn.Module = self.make_classifier(num_classes)
@@ -134,9 +139,22 @@ class SmallConvNet(Backbone):
         return run_stage(self.layers, x, self.grad_checkpointing)  # (B, F, h, w)
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
-        if self.spatial_pool == "max":
-            return x.amax(dim=(2, 3))  # (B, F)
-        return x.mean(dim=(2, 3))
+        pooled = x.amax(dim=(2, 3)) if self.spatial_pool == "max" else x.mean(dim=(2, 3))  # (B, F)
+        if self.saliency is None:
+            return pooled
+        weights = rearrange(self.saliency(x), "b 1 h w -> b 1 (h w)").softmax(dim=-1)
+        coordinates = rearrange(coordinate_maps(x), "b c h w -> b c (h w)")  # (B, 2, h·w)
+        position = (weights * coordinates).sum(dim=-1)  # (B, 2): soft-argmax (x, y)
+        return torch.cat([pooled, position], dim=1)  # (B, F + 2)
+
+
+def coordinate_maps(x: torch.Tensor) -> torch.Tensor:
+    """The x and y of every pixel of ``x`` (B, C, H, W), from -1 (left, top) to 1: (B, 2, H, W)."""
+    height, width = x.shape[-2:]
+    ys = torch.linspace(-1, 1, height, device=x.device, dtype=x.dtype)
+    xs = torch.linspace(-1, 1, width, device=x.device, dtype=x.dtype)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"))  # (2, H, W): x then y
+    return grid.expand(x.shape[0], -1, -1, -1)
 
 
 @register_model

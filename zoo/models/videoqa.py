@@ -15,11 +15,13 @@ be read, so the forms below are zoo's (see :class:`zoo.methods.videoqa.VideoQA`)
 
 from __future__ import annotations
 
+import math
+
 import torch
 from einops import rearrange
 from torch import nn
 
-__all__ = ["LocallyAlignedAttention", "TwoStreamQAScorer", "local_alignment_mask"]
+__all__ = ["LocallyAlignedAttention", "TwoStreamQAScorer", "local_alignment_mask", "sinusoidal_positions"]
 
 
 def local_alignment_mask(spans: torch.Tensor, frame_times: torch.Tensor, window: float = 0.0) -> torch.Tensor:
@@ -35,6 +37,19 @@ def local_alignment_mask(spans: torch.Tensor, frame_times: torch.Tensor, window:
     end = spans[..., 1, None] + window
     times = frame_times[:, None, :]  # (B, 1, T)
     return (times >= start) & (times <= end)
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """Sinusoidal embeddings (length, dim) of positions 0 … length - 1 (Vaswani et al. 2017, §3.5): sines in
+    the first half, cosines in the second, wavelengths from 2π to 10000·2π.
+
+    Args:
+        length: number of positions.
+        dim: embedding width (even).
+    """
+    frequencies = torch.exp(-math.log(10000.0) * torch.arange(dim // 2) / (dim // 2))  # (dim / 2,)
+    angles = torch.arange(length)[:, None] * frequencies[None, :]  # (length, dim / 2)
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
 
 
 class _MaskedCrossAttention(nn.Module):
@@ -108,6 +123,9 @@ class TwoStreamQAScorer(nn.Module):
         num_heads: attention heads.
         dropout: dropout in the fusion layers.
         candidate_dim: width of the candidate embeddings (default: ``text_dim``).
+        frame_positions: add a sinusoidal embedding of each frame's index to the projected frames
+            (Vaswani et al. 2017, §3.5), so that the attention reads their order; without it the frames
+            are a set.
     """
 
     def __init__(
@@ -118,6 +136,7 @@ class TwoStreamQAScorer(nn.Module):
         num_heads: int = 4,
         dropout: float = 0.1,
         candidate_dim: int | None = None,
+        frame_positions: bool = False,
     ):
         super().__init__()
         self.candidate_proj = nn.Linear(candidate_dim or text_dim, dim)
@@ -127,6 +146,7 @@ class TwoStreamQAScorer(nn.Module):
         self.video_stream = _Stream(dim, num_heads, dropout)
         self.text_stream = _Stream(dim, num_heads, dropout)
         self.dim = dim
+        self.frame_positions = frame_positions
 
     def forward(
         self,
@@ -149,6 +169,8 @@ class TwoStreamQAScorer(nn.Module):
         """
         queries = self.candidate_proj(candidates)  # (B, A, D)
         frames = self.video_proj(frames)  # (B, T, D)
+        if self.frame_positions:
+            frames = frames + sinusoidal_positions(frames.shape[1], self.dim).to(frames)  # (B, T, D)
         if frame_mask is None:
             frame_mask = torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device)
         scores, fused = self.video_stream(queries, frames, frame_mask)

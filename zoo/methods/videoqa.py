@@ -58,8 +58,8 @@ Field by field, zoo's decisions (the paper's values could not be read):
   run). Candidates of a clip are the questions of every item in the batch, its own the positive; a
   candidate whose text equals the positive's is left out (it would be a false negative). The question
   fills the candidate slot alone: it is both the whole input and the answer slot. The SynthMotion recipe
-  keeps 2 such epochs, though with 20 QA epochs after them the run stayed at chance (25 %, one seed)
-  where QA alone reached 45 %: the stage is not shown to help there.
+  turns the stage off (``pretrain_epochs: 0``): with 2 such epochs and 20 QA epochs after them the run
+  stayed at chance (25 %, one seed) where QA alone reached 45 %; why is not found.
 * ``mask_probability`` (0.15): each real token of the ground-truth input is masked with this
   probability, ``mask_token_id`` replacing it, or, without one, dropped from attention. The whole
   candidate input (question and answer) is masked; its answer slot is the slot's tokens left unmasked.

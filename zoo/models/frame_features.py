@@ -20,7 +20,25 @@ from torch import nn
 from zoo.models.base import Backbone, run_stage
 from zoo.registry import build, register_model
 
-__all__ = ["FrameFeatures", "SmallConvNet"]
+__all__ = ["FrameFeatures", "SmallConvNet", "per_frame_features"]
+
+
+def per_frame_features(
+    backbone: Backbone, video: torch.Tensor, frames_per_batch: int | None = None
+) -> torch.Tensor:
+    """A 2D backbone's pooled features of every frame: (B, C, T, H, W) -> (B, T, F).
+
+    Args:
+        backbone: an image backbone (``forward_features`` then ``forward_head(pre_logits=True)``).
+        video: the clips.
+        frames_per_batch: frames through the backbone at once (None: all).
+    """
+    frames = rearrange(video, "b c t h w -> (b t) c h w")
+    features = [
+        backbone.forward_head(backbone.forward_features(part), pre_logits=True)
+        for part in frames.split(frames_per_batch or frames.shape[0])
+    ]  # each (n, F)
+    return rearrange(torch.cat(features), "(b t) f -> b t f", b=video.shape[0])
 
 
 class FrameFeatures(Backbone):
@@ -64,14 +82,7 @@ class FrameFeatures(Backbone):
         self.backbone.set_grad_checkpointing(enable)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        batch = x.shape[0]
-        frames = rearrange(x, "b c t h w -> (b t) c h w")
-        chunk = self.frames_per_batch or frames.shape[0]
-        features = [
-            self.backbone.forward_head(self.backbone.forward_features(part), pre_logits=True)
-            for part in frames.split(chunk)
-        ]  # each (n, F)
-        return rearrange(torch.cat(features), "(b t) f -> b t f", b=batch)  # (B, T, F)
+        return per_frame_features(self.backbone, x, self.frames_per_batch)  # (B, T, F)
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean(dim=1)  # average over frames: (B, T, F) -> (B, F)

@@ -25,6 +25,7 @@ from torch import nn
 
 from zoo.errors import UsageError
 from zoo.models.base import Backbone
+from zoo.models.frame_features import per_frame_features
 from zoo.registry import build
 
 __all__ = [
@@ -258,9 +259,7 @@ class ReIDNet(Backbone):
 
     def frame_features(self, video: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features of every frame: (B, C, T, H, W) -> (B, T, F)."""
-        frames = rearrange(video, "b c t h w -> (b t) c h w")
-        features = self.backbone.forward_head(self.backbone.forward_features(frames), pre_logits=True)
-        return rearrange(features, "(b t) f -> b t f", b=video.shape[0])
+        return per_frame_features(self.backbone, video)
 
     def align(self, video: torch.Tensor) -> torch.Tensor:
         """ST²N's warp of clips (B, C, T, H, W), its descriptors from the backbone on the raw frames."""

@@ -148,6 +148,43 @@ def make_image_text(root: Path) -> Path:
     return root / "pairs.jsonl"
 
 
+def tiny_bert(**fields: Any) -> dict[str, Any]:
+    """A ``transformers`` BERT config of one layer of width 16 over byte-level ids (pad 0), built locally;
+    ``fields`` override any of it."""
+    return {
+        "model_type": "bert",
+        "vocab_size": 260,
+        "hidden_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        "max_position_embeddings": 128,
+        "pad_token_id": 0,
+        **fields,
+    }
+
+
+def tiny_cmd(**fields: Any) -> dict[str, Any]:
+    """``CMD`` arguments of a tiny model (the r3d_tiny_cmd clip network, 4 frames at 32 px, a one-layer
+    transformer of width 32); ``fields`` override any of them."""
+    return {
+        "encoder": "r3d_tiny_cmd",
+        "motion_encoder_kwargs": {"widths": [16, 32, 48, 64]},
+        "clip_frames": 4,
+        "clip_size": 32,
+        "future_frames": 4,
+        "hard_negatives": 1,
+        "hidden_dim": 32,
+        "num_heads": 4,
+        "encoder_layers": 1,
+        "decoder_layers": 1,
+        "head_hidden_dim": 64,
+        "embed_dim": 16,
+        "online_probe": False,
+        **fields,
+    }
+
+
 def tiny_synth(**fields: Any) -> dict[str, Any]:
     """``SynthMotionConfig`` fields of a tiny set: 32 px clips of 8 frames, and none of the long videos, re-ID
     tracklets, QA items or sound unless ``fields`` ask for them (``fields`` override every default)."""

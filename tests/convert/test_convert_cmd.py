@@ -6,25 +6,12 @@ import re
 
 import pytest
 import torch
+from helpers import tiny_cmd
 
 from zoo.convert import get_converter
 from zoo.methods.cmd import CMD
 
-TINY = dict(
-    encoder="r3d_tiny_cmd",
-    motion_encoder_kwargs={"widths": [16, 32, 48, 64]},
-    clip_frames=4,
-    clip_size=32,
-    future_frames=4,
-    hard_negatives=1,
-    hidden_dim=32,
-    num_heads=4,
-    encoder_layers=1,
-    decoder_layers=2,
-    head_hidden_dim=64,
-    embed_dim=16,
-    online_probe=False,
-)
+TINY = tiny_cmd(decoder_layers=2)
 # zoo name → released name, written out for the test (the converter maps the other way)
 _VIDEO = [
     (r"stem\.0\.", "conv1_s."),

@@ -7,25 +7,12 @@ import inspect
 
 import pytest
 import torch
+from helpers import tiny_cmd
 
 from zoo.errors import UsageError
 from zoo.methods.cmd import CMD
 
-TINY = dict(
-    encoder="r3d_tiny_cmd",
-    motion_encoder_kwargs={"widths": [16, 32, 48, 64]},
-    clip_frames=4,
-    clip_size=32,
-    future_frames=4,
-    hard_negatives=2,
-    hidden_dim=32,
-    num_heads=4,
-    encoder_layers=1,
-    decoder_layers=1,
-    head_hidden_dim=64,
-    embed_dim=16,
-    online_probe=False,
-)
+TINY = tiny_cmd(hard_negatives=2)
 
 
 @pytest.fixture(scope="module")

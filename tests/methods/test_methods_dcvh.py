@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import generate_synth, make_image_text, tiny_synth
+from helpers import generate_synth, make_image_text, tiny_bert, tiny_synth
 
 from zoo.data.batch import MissingBatchKeyError
 from zoo.data.datamodules import ImageTextDataModule, synthmotion_image_text, synthmotion_image_text_classes
@@ -22,18 +22,7 @@ from zoo.methods.dcvh import DCVH, cross_view_map, random_projection_codes
 from zoo.models.binary_embedding import DirectBinaryEmbedding, binarize
 from zoo.objectives.hashing import joint_multilabel_loss, soft_hamming_distance, soft_xor
 
-TINY_BERT = {
-    "config": {
-        "model_type": "bert",
-        "vocab_size": 259,
-        "hidden_size": 16,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "intermediate_size": 32,
-        "max_position_embeddings": 32,
-        "pad_token_id": 0,
-    }
-}
+TINY_BERT = {"config": tiny_bert(vocab_size=259, max_position_embeddings=32)}
 
 
 # --- soft XOR ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_bert
 from hubserver import HubServer
 
 import zoo
@@ -25,16 +26,7 @@ from zoo.objectives.masked_lm import IGNORE_INDEX, mask_tokens, masked_lm_loss
 
 transformers = pytest.importorskip("transformers")
 
-TINY_BERT = {
-    "model_type": "bert",
-    "vocab_size": 260,
-    "hidden_size": 16,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 32,
-    "max_position_embeddings": 128,
-    "pad_token_id": 0,
-}
+TINY_BERT = tiny_bert()
 
 
 # --- MLM masking -----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_bert
 
 from zoo.data.text import ByteTokenizer
 from zoo.data.text_collate import tokenize_captions
@@ -16,16 +17,7 @@ from zoo.objectives.infonce import cross_modal_info_nce_loss
 pytest.importorskip("transformers")
 
 LANGUAGES = ["en", "de", "zh"]
-TINY_BERT = {
-    "model_type": "bert",
-    "vocab_size": 260,
-    "hidden_size": 16,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 32,
-    "max_position_embeddings": 64,
-    "pad_token_id": 0,
-}
+TINY_BERT = tiny_bert(max_position_embeddings=64)
 CAPTIONS = [
     {"en": ["a red disc", "the red disc"], "de": ["eine rote Scheibe"], "zh": ["红色的圆盘"]},
     {"en": ["a blue ring"], "de": ["ein blauer Ring", "blauer Ring"]},

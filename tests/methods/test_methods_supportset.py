@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import tiny_bert
 
 from zoo.data.batch import MissingBatchKeyError
 from zoo.data.text import build_tokenizer
@@ -17,16 +18,7 @@ from zoo.objectives.infonce import cross_modal_info_nce_loss
 from zoo.objectives.ranking import max_margin_ranking_loss
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-TINY_BERT = {
-    "model_type": "bert",
-    "vocab_size": 259,
-    "hidden_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 64,
-    "pad_token_id": 0,
-}
+TINY_BERT = tiny_bert(vocab_size=259, hidden_size=32, intermediate_size=64, max_position_embeddings=64)
 CAPTIONS = [
     "a red disc moves left",
     "a blue square moves up",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import tiny_bert
 
 from zoo.data.datamodules import MultipleChoiceQADataModule
 from zoo.data.formats import ManifestError
@@ -32,18 +33,7 @@ from zoo.models.videoqa import (
     sinusoidal_positions,
 )
 
-TINY_BERT = {
-    "config": {
-        "model_type": "bert",
-        "vocab_size": 40,
-        "hidden_size": 16,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "intermediate_size": 32,
-        "max_position_embeddings": 32,
-        "pad_token_id": 0,
-    }
-}
+TINY_BERT = {"config": tiny_bert(vocab_size=40, max_position_embeddings=32)}
 
 
 def _model(in_chans: int = 3, **kwargs) -> VideoQA:

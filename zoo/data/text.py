@@ -236,13 +236,18 @@ class TextTokenizer(ABC):
 
     def _count_truncated(self, texts: list[str], encoded: list[list[int]]) -> None:
         """Count the texts cut to ``max_length`` (only those of exactly that length can have been)."""
-        cut = [text for text, ids in zip(texts, encoded) if len(ids) >= self.max_length]
-        cut = [text for text in cut if self.untruncated_length(text) > self.max_length]
+        full = [
+            (text, self.untruncated_length(text))
+            for text, ids in zip(texts, encoded)
+            if len(ids) >= self.max_length
+        ]
+        cut = [(text, length) for text, length in full if length > self.max_length]
         if self.truncation.add(len(cut), len(texts)):
-            shown = cut[0] if len(cut[0]) <= 80 else cut[0][:77] + "..."
+            text, length = cut[0]
+            shown = text if len(text) <= 80 else text[:77] + "..."
             warnings.warn(
                 f"texts longer than max_length={self.max_length} tokens of the tokenizer {self.name!r} are "
-                f"truncated, e.g. {shown!r} ({self.untruncated_length(cut[0])} tokens); they are counted and "
+                f"truncated, e.g. {shown!r} ({length} tokens); they are counted and "
                 "the total is reported at the end of the stage (raise max_text_length to keep them whole)",
                 stacklevel=3,
             )

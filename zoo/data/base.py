@@ -354,13 +354,13 @@ class StreamedSamples:
         max_error_fraction: float = 0.1,
         error_log: str | os.PathLike | None = None,
     ) -> None:
-        self.dataset, self.names = dataset, [str(name) for name in names]
+        self.dataset = dataset
         self.unreadable = UnreadableSamples(
-            self.names, "samples", UnreadableSampleWarning, on_error, max_error_fraction, error_log
+            names, "samples", UnreadableSampleWarning, on_error, max_error_fraction, error_log
         )
 
     def __len__(self) -> int:
-        return len(self.names)
+        return len(self.unreadable.names)
 
     def set_epoch(self, epoch: int) -> None:
         self.dataset.set_epoch(epoch)
@@ -388,7 +388,7 @@ class StreamedSamples:
     def count_failure(self, index: int, reason: str) -> None:
         """Count sample ``index`` as unreadable for ``reason``; an error past ``max_error_fraction``."""
         if self.unreadable.on_error == "raise":
-            raise ShardError(f"{self.names[index]}: {reason}")
+            raise ShardError(f"{self.unreadable.names[index]}: {reason}")
         self.unreadable.failed(index, reason)
 
     def error_stats(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.models.base import Backbone
+from zoo.models.layers.conv import Conv3d
 from zoo.registry import register_model
 
 __all__ = ["C3D"]
@@ -64,7 +65,7 @@ class C3D(Backbone):
         self.stages: list[tuple[str, tuple[int, int, int] | None]] = []
         channels = in_chans
         for suffix, width, pool in C3D_LAYERS:
-            setattr(self, f"conv{suffix}", nn.Conv3d(channels, width, 3, padding=1))
+            setattr(self, f"conv{suffix}", Conv3d(channels, width, 3, padding=1))
             if batch_norm:
                 setattr(self, f"bn{suffix}", nn.BatchNorm3d(width))
             self.stages.append((suffix, pool))

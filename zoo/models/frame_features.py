@@ -18,6 +18,7 @@ from einops import rearrange
 from torch import nn
 
 from zoo.models.base import Backbone, run_stage
+from zoo.models.layers.conv import Conv2d
 from zoo.registry import build, register_model
 
 __all__ = ["FrameFeatures", "SmallConvNet", "per_frame_features"]
@@ -133,13 +134,13 @@ class SmallConvNet(Backbone):
         layers: list[nn.Module] = []
         channels = in_chans
         for i, width in enumerate(widths):
-            layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+            layers += [Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
             if i < len(widths) - 1:
                 layers.append(nn.MaxPool2d(2))
             channels = width
         self.layers = nn.Sequential(*layers)
         self.spatial_pool = spatial_pool
-        self.saliency = nn.Conv2d(channels, 1, 1) if position_pool else None
+        self.saliency = Conv2d(channels, 1, 1) if position_pool else None
         self.in_chans = in_chans
         self.num_features = channels + 2 * position_pool
         self.drop = nn.Dropout(drop_rate)

@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from zoo.models.base import Backbone
+from zoo.models.layers.conv import Conv3d
 from zoo.registry import register_model
 
 __all__ = ["InceptionI3D", "InceptionModule", "MaxPool3dSame", "Unit3D", "same_padding"]
@@ -73,7 +74,7 @@ class Unit3D(nn.Module):
     ):
         super().__init__()
         self.kernel_size, self.stride = kernel_size, stride
-        self.conv3d = nn.Conv3d(in_channels, out_channels, kernel_size, stride, bias=norm_layer is None)
+        self.conv3d = Conv3d(in_channels, out_channels, kernel_size, stride, bias=norm_layer is None)
         self.bn = norm_layer(out_channels) if norm_layer is not None else None
         self.activation = activation
 
@@ -129,7 +130,7 @@ class Logits(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int):
         super().__init__()
-        self.conv3d = nn.Conv3d(in_channels, num_classes, 1)
+        self.conv3d = Conv3d(in_channels, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv3d(x[:, :, None, None, None]).flatten(1)  # (B, F) -> (B, num_classes)

@@ -18,17 +18,18 @@ import torch
 from torch import nn
 
 from zoo.models.base import Backbone, run_stage
+from zoo.models.layers.conv import Conv2d
 from zoo.registry import register_model
 
 __all__ = ["AudioResNet", "BasicBlock", "Bottleneck", "ResNet"]
 
 
-def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> Conv2d:
+    return Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
 
 
-def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> Conv2d:
+    return Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
 
 
 class BasicBlock(nn.Module):
@@ -109,7 +110,7 @@ class ResNet(Backbone):
     ):
         super().__init__()
         stem_width = 64 * width_multiplier
-        self.conv1 = nn.Conv2d(in_chans, stem_width, 7, stride=2, padding=3, bias=False)
+        self.conv1 = Conv2d(in_chans, stem_width, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(stem_width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from zoo.models.base import Backbone, run_stage
+from zoo.models.layers.conv import Conv3d
 from zoo.models.layers.frames import residual_frames
 from zoo.registry import register_model
 
@@ -63,10 +64,10 @@ class Conv2Plus1D(nn.Sequential):
         norm_layer: NormLayer = nn.BatchNorm3d,
     ):
         super().__init__(
-            nn.Conv3d(in_channels, mid_channels, (1, 3, 3), (1, stride, stride), (0, 1, 1), bias=False),
+            Conv3d(in_channels, mid_channels, (1, 3, 3), (1, stride, stride), (0, 1, 1), bias=False),
             norm_layer(mid_channels),
             nn.ReLU(inplace=True),
-            nn.Conv3d(mid_channels, out_channels, (3, 1, 1), (stride, 1, 1), (1, 0, 0), bias=False),
+            Conv3d(mid_channels, out_channels, (3, 1, 1), (stride, 1, 1), (1, 0, 0), bias=False),
         )
 
 
@@ -80,12 +81,12 @@ def _conv(
 ) -> nn.Module:
     if conv_type == "2plus1d":
         return Conv2Plus1D(in_channels, out_channels, mid_channels, stride, norm_layer)
-    return nn.Conv3d(in_channels, out_channels, 3, stride, 1, bias=False)
+    return Conv3d(in_channels, out_channels, 3, stride, 1, bias=False)
 
 
 def _projection(in_channels: int, out_channels: int, stride: int, norm_layer: NormLayer) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False), norm_layer(out_channels)
+        Conv3d(in_channels, out_channels, 1, stride=stride, bias=False), norm_layer(out_channels)
     )
 
 
@@ -179,14 +180,14 @@ class VideoBottleneck(_VideoResidualBlock):
         out_channels = planes * self.expansion
         mid = middle_channels(in_channels if midplanes == "block" else planes, planes)
         self.conv1 = nn.Sequential(
-            nn.Conv3d(in_channels, planes, 1, bias=False), norm_layer(planes), nn.ReLU(inplace=True)
+            Conv3d(in_channels, planes, 1, bias=False), norm_layer(planes), nn.ReLU(inplace=True)
         )
         self.conv2 = nn.Sequential(
             _conv(conv_type, planes, planes, mid, stride, norm_layer),
             norm_layer(planes),
             nn.ReLU(inplace=True),
         )
-        self.conv3 = nn.Sequential(nn.Conv3d(planes, out_channels, 1, bias=False), norm_layer(out_channels))
+        self.conv3 = nn.Sequential(Conv3d(planes, out_channels, 1, bias=False), norm_layer(out_channels))
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.conv3[1].weight)
@@ -200,7 +201,7 @@ def _stem(
 ) -> nn.Sequential:
     if stem == "r3d":
         layers: list[nn.Module] = [
-            nn.Conv3d(in_chans, width, (3, 7, 7), (1, stride, stride), (1, 3, 3), bias=False),
+            Conv3d(in_chans, width, (3, 7, 7), (1, stride, stride), (1, 3, 3), bias=False),
             norm_layer(width),
             nn.ReLU(inplace=True),
         ]
@@ -210,10 +211,10 @@ def _stem(
         else:
             mid = middle_channels(in_chans, width, kernel_t=3, kernel_s=7)  # eq. 1: 83 for RGB at width 64
         layers = [
-            nn.Conv3d(in_chans, mid, (1, 7, 7), (1, stride, stride), (0, 3, 3), bias=False),
+            Conv3d(in_chans, mid, (1, 7, 7), (1, stride, stride), (0, 3, 3), bias=False),
             norm_layer(mid),
             nn.ReLU(inplace=True),
-            nn.Conv3d(mid, width, (3, 1, 1), 1, (1, 0, 0), bias=False),
+            Conv3d(mid, width, (3, 1, 1), 1, (1, 0, 0), bias=False),
             norm_layer(width),
             nn.ReLU(inplace=True),
         ]

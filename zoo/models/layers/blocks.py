@@ -8,6 +8,8 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
+from zoo.models.layers.conv import Conv3d
+
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 
 
@@ -110,7 +112,7 @@ class PatchEmbed3D(nn.Module):
     ):
         super().__init__()
         self.patch_size = tuple(patch_size)
-        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
+        self.proj = Conv3d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
 
     def grid_size(self, video_shape: torch.Size | tuple[int, ...]) -> tuple[int, int, int]:
         """Token grid ``(T', H', W')`` for a video of shape (B, C, T, H, W)."""

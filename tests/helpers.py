@@ -38,6 +38,7 @@ def _rank_main(rank: int, world: int, port: int, worker: Callable[..., None], ar
     torch.set_num_threads(1)
     try:
         worker(rank, *args)
+        dist.barrier()  # no rank tears its connections down while the other still uses them
     finally:
         dist.destroy_process_group()
 

@@ -35,7 +35,8 @@ def _leave_nan_in_freed_memory() -> None:
 
 
 def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    return float((actual.detach().float() - expected).abs().max() / expected.abs().max())
+    actual, expected = actual.detach().float(), expected.detach()
+    return float((actual - expected).abs().max() / expected.abs().max())
 
 
 @pytest.mark.parametrize("case", AFFECTED)
@@ -104,28 +105,42 @@ def test_state_dict_is_the_plain_layers():
     torch.testing.assert_close(conv(x), plain(x), rtol=0, atol=0)
 
 
-def _gradients(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> dict[str, torch.Tensor]:
+def _gradients(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """All parameter gradients of a fixed random projection of ``model(x)``, flattened into one vector."""
     model.zero_grad()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         out = model(x)
-    out.float().square().mean().backward()
-    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    projection = torch.randn(out.shape[1:], generator=torch.Generator().manual_seed(5))
+    (out.float() * projection).sum().backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
 
-@pytest.mark.parametrize(
-    ("name", "shape"),
-    [
-        ("r3d_tiny", (4, 3, 4, 32, 32)),  # the last stage sees 2 frames with a 3-tap kernel
-        ("r3d_18", (2, 3, 16, 32, 32)),  # 16 frames are enough: layer4 sees 2
-    ],
-)
-def test_bf16_gradients_of_zoo_backbones_track_float32_on_cpu(name, shape):
+# every convolutional backbone family of the registry, at a size whose later stages have kernels longer than
+# their input (tiny transformers: their only convolution, the tubelet embedding, always fits)
+BACKBONES = {
+    "r3d_tiny": ((8, 3, 4, 32, 32), {}),
+    "r3d_tiny_cmd": ((8, 3, 8, 32, 32), {}),
+    "r3d_18": ((4, 3, 16, 32, 32), {}),
+    "r2plus1d_tiny": ((8, 3, 8, 32, 32), {}),
+    "c3d_bn": ((4, 3, 16, 32, 32), {}),
+    "i3d": ((4, 3, 16, 64, 64), {}),
+    "motionformer_tiny": ((8, 3, 8, 32, 32), {"img_size": 32, "num_frames": 8}),
+    "resnet18": ((8, 3, 32, 32), {}),
+    "resnet9_audio": ((8, 1, 40, 100), {}),
+    "convnet_small": ((8, 3, 32, 32), {}),
+}
+GRADIENT_RTOL = 0.2  # measured: 0.004 (transformer) to 0.11 (r2plus1d_tiny); the plain layers: NaN, or 0.23
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_bf16_gradients_of_zoo_backbones_track_float32_on_cpu(name):
+    """Eval mode: with batch statistics of 4-8 clips, a 0.4 % change of the input moves even the float32
+    gradient of a randomly initialised i3d or resnet50 by 120-150 %, so train mode would compare noise."""
+    shape, kwargs = BACKBONES[name]
     torch.manual_seed(0)
-    model = build(name, num_classes=0).train()
+    model = build(name, num_classes=0, **kwargs).eval()
     x = torch.randn(shape)
     full, mixed = _gradients(model, x, bf16=False), _gradients(model, x, bf16=True)
-    for param, grad in full.items():
-        assert torch.isfinite(mixed[param]).all(), f"{name}.{param}"
-        if grad.dim() > 1:  # convolution weights (batch-norm gradients nearly cancel, and bf16 blurs them)
-            cosine = F.cosine_similarity(mixed[param].flatten(), grad.flatten(), dim=0)
-            assert cosine > 0.9, f"{name}.{param}: cosine {float(cosine):.3f}"
+    assert torch.isfinite(mixed).all(), name
+    error = float((mixed - full).norm() / full.norm())
+    assert error < GRADIENT_RTOL, f"{name}: bf16 gradients {error:.3f} away from float32 (relative)"

@@ -91,3 +91,10 @@ def test_c3d_variants():
         assert classic.forward_features(torch.empty(2, 3, 16, 112, 112)).shape == (2, 512, 2, 7, 7)
         assert classic(torch.empty(2, 3, 16, 112, 112)).shape == (2, 487)
         assert bn(torch.empty(2, 3, 8, 64, 48)).shape == (2, 10)  # any clip size
+
+
+def test_c3d_classic_head_names_the_clip_size_it_needs():
+    with torch.device("meta"):
+        classic = registry.build("c3d")
+        with pytest.raises(ValueError, match=r"16×112×112 clip, got a 1×3×3 map.*c3d_bn"):
+            classic(torch.empty(2, 3, 16, 64, 64))

@@ -92,8 +92,13 @@ class C3D(Backbone):
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         if not self.classic_head:
             return super().pool(x)
-        x = F.max_pool3d(x, 2, 2, padding=(0, 1, 1)).flatten(1)  # pool5: (B, 512·1·4·4)
-        x = self.drop(F.relu(self.fc6(x)))
+        x = F.max_pool3d(x, 2, 2, padding=(0, 1, 1))  # pool5: (B, 512, 1, 4, 4)
+        if x.shape[2:] != (1, 4, 4):
+            raise ValueError(
+                f"C3D's classic head (fc6) reads the 1×4×4 pool5 map of a 16×112×112 clip, got a "
+                f"{'×'.join(map(str, x.shape[2:]))} map: give 16×112×112 clips, or use c3d_bn / classic_head=False"
+            )
+        x = self.drop(F.relu(self.fc6(x.flatten(1))))
         return F.relu(self.fc7(x))  # (B, 4096)
 
 

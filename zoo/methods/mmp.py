@@ -51,7 +51,7 @@ from zoo.errors import UsageError
 from zoo.eval.retrieval import text_video_retrieval
 from zoo.methods.base import SSLMethod
 from zoo.models.transformer_pooling import MaskedTransformerPooling, TokenPooling
-from zoo.objectives.infonce import cross_modal_info_nce_loss
+from zoo.objectives.infonce import cross_modal_info_nce_loss, fp32_einsum, fp32_normalize
 
 __all__ = ["MMP", "ConditionalFusion", "conditional_cross_lingual_loss"]
 
@@ -92,12 +92,12 @@ def conditional_cross_lingual_loss(
     """
     b = x.shape[0]
     given_v = v[:, None, :]  # (B, 1, D): row i's video for every candidate j
-    fused_x = F.normalize(fusion(x[None, :, :], given_v), dim=-1)  # (B, B, D): f(x_j, v_i)
-    fused_y = F.normalize(fusion(y[None, :, :], given_v), dim=-1)  # (B, B, D): f(y_j, v_i)
+    fused_x = fp32_normalize(fusion(x[None, :, :], given_v))  # (B, B, D): f(x_j, v_i)
+    fused_y = fp32_normalize(fusion(y[None, :, :], given_v))  # (B, B, D): f(y_j, v_i)
     own = torch.arange(b, device=x.device)
     query_x, query_y = fused_x[own, own], fused_y[own, own]  # (B, D): f(x_i, v_i), f(y_i, v_i)
-    logits_xy = torch.einsum("id,ijd->ij", query_x, fused_y) / temperature  # (B, B)
-    logits_yx = torch.einsum("id,ijd->ij", query_y, fused_x) / temperature
+    logits_xy = fp32_einsum("id,ijd->ij", query_x, fused_y) / temperature  # (B, B), float32 under autocast
+    logits_yx = fp32_einsum("id,ijd->ij", query_y, fused_x) / temperature
     return (F.cross_entropy(logits_xy, own) + F.cross_entropy(logits_yx, own)) / 2
 
 

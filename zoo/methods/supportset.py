@@ -47,7 +47,7 @@ from zoo.catalog import Paper
 from zoo.eval.retrieval import text_video_retrieval
 from zoo.methods.base import SSLMethod
 from zoo.models.support_set import CaptionDecoder, SupportSetAttention, caption_loss
-from zoo.objectives.infonce import cross_modal_info_nce_loss
+from zoo.objectives.infonce import cross_modal_info_nce_loss, fp32_logits
 from zoo.objectives.ranking import max_margin_ranking_loss
 
 __all__ = ["SupportSet"]
@@ -148,8 +148,8 @@ class SupportSet(SSLMethod):
         hp = self.hparams
         if hp.contrastive == "infonce":
             return cross_modal_info_nce_loss(t, v, hp.temperature, gather=hp.gather_distributed)
-        return max_margin_ranking_loss(  # s_ij = ⟨t_i, v_j⟩, both directions
-            t @ v.T, hp.margin, hardest_negative=hp.hardest_negative, reduction="mean"
+        return max_margin_ranking_loss(  # s_ij = ⟨t_i, v_j⟩ (float32 under autocast), both directions
+            fp32_logits(t, v), hp.margin, hardest_negative=hp.hardest_negative, reduction="mean"
         )
 
     def cross_captioning_loss(

@@ -43,6 +43,7 @@ from zoo.eval.temporal_decoding import decode_segments
 from zoo.methods.base import SSLMethod
 from zoo.methods.optim import OptimizerName
 from zoo.models.tot import TOTNetwork
+from zoo.objectives.infonce import at_least_float32
 from zoo.objectives.optimal_transport import temporal_ot_assignment
 from zoo.objectives.temporal_coherence import temporal_coherence_loss
 
@@ -148,6 +149,11 @@ class TOT(SSLMethod):
     def log_likelihood(self, features: torch.Tensor) -> torch.Tensor:
         """Per-frame cluster log-likelihoods ``log softmax(s / τ)`` (..., K) of features (..., D)."""
         _, scores = self(features)
+        return self.log_probabilities(scores)
+
+    def log_probabilities(self, scores: torch.Tensor) -> torch.Tensor:
+        """``log softmax(s / τ)`` (..., K) of prototype scores (..., K), in float32 under autocast."""
+        scores = at_least_float32(scores)
         return F.log_softmax(scores / self.hparams.temperature, dim=-1).clamp(min=LOG_PROB_FLOOR)
 
     @torch.no_grad()
@@ -181,7 +187,7 @@ class TOT(SSLMethod):
             temporal=hp.temporal_ot,
             distributed=False,
         )
-        log_probs = F.log_softmax(frame_scores / hp.temperature, dim=1).clamp(min=LOG_PROB_FLOOR)
+        log_probs = self.log_probabilities(frame_scores)
         cluster_loss = -(codes * log_probs).sum(dim=1).mean()  # eq. 7
         loss = scores.sum() * 0.0  # keeps the graph when no term counts yet
         if self.global_step >= hp.cluster_loss_from_step:

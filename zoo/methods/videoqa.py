@@ -88,6 +88,7 @@ from zoo.eval.multiple_choice import multiple_choice_accuracy
 from zoo.methods.base import SSLMethod
 from zoo.models.layers.frames import residual_frames
 from zoo.models.videoqa import TwoStreamQAScorer, local_alignment_mask
+from zoo.objectives.infonce import fp32_einsum, fp32_normalize
 
 __all__ = ["VideoQA", "answer_token_mask", "left_align", "mask_tokens_noise", "masked_positive_loss"]
 
@@ -159,7 +160,7 @@ def masked_positive_loss(
         positive: (B,) index of the ground truth among the candidates.
         temperature: τ.
     """
-    logits = torch.einsum("bd,bad->ba", F.normalize(anchor, dim=-1), F.normalize(candidates, dim=-1))
+    logits = fp32_einsum("bd,bad->ba", fp32_normalize(anchor), fp32_normalize(candidates))  # (B, A)
     return F.cross_entropy(logits / temperature, positive)
 
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.objectives.distributed import gather_with_grad, get_rank
-from zoo.objectives.infonce import fp32_logits
+from zoo.objectives.infonce import fp32_logits, fp32_normalize
 
 __all__ = ["keyed_info_nce_loss"]
 
@@ -53,7 +53,7 @@ def keyed_info_nce_loss(
     if m < n:
         raise ValueError(f"keys must hold the {n} positives first and may add negatives; got only {m} rows")
     if normalize:
-        query, keys = F.normalize(query, dim=-1), F.normalize(keys, dim=-1)
+        query, keys = fp32_normalize(query), fp32_normalize(keys)
     offset = get_rank() * m if gather else 0
     all_keys = gather_with_grad(keys) if gather else keys  # (M·world, D), rank r's rows at [r·M, (r+1)·M)
     logits = fp32_logits(query, all_keys, temperature)  # (N, M·world), float32 under autocast

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.objectives.distributed import gather_no_grad, gather_uneven, get_rank, get_world_size
+from zoo.objectives.infonce import fp32_logits
 
 __all__ = [
     "HYPOTHESES",
@@ -94,7 +95,8 @@ def gdt_nce_loss(
         negatives: (K, D) further negatives (K may be 0).
         temperature: t (0.07 in GDT).
     """
-    logits = torch.cat([query @ key.T, query @ negatives.T], dim=1) / temperature  # (N, N + K)
+    local, remote = fp32_logits(query, key, temperature), fp32_logits(query, negatives, temperature)
+    logits = torch.cat([local, remote], dim=1)  # (N, N + K), float32 under autocast
     return F.cross_entropy(logits, torch.arange(len(query), device=query.device))
 
 

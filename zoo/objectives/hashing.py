@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from zoo.objectives.infonce import at_least_float32
+
 __all__ = ["joint_multilabel_loss", "soft_hamming_distance", "soft_xor"]
 
 
@@ -64,6 +66,7 @@ def joint_multilabel_loss(
     """
     if logits.shape != targets.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} differ in shape")
+    logits = at_least_float32(logits)  # bf16 log-probabilities keep 3 significant digits
     targets = targets.to(logits.dtype)
     loss = logits.new_zeros(())
     if softmax_weight:

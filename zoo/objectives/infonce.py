@@ -47,8 +47,12 @@ __all__ = [
     "CrossModalInfoNCELoss",
     "InfoNCELoss",
     "NTXentLoss",
+    "at_least_float32",
     "contrastive_row_losses",
     "cross_modal_info_nce_loss",
+    "fp32_einsum",
+    "fp32_logits",
+    "fp32_normalize",
     "info_nce_loss",
     "nt_xent_loss",
 ]
@@ -67,9 +71,23 @@ def fp32_logits(
         keys: (M, D) embeddings.
         temperature: τ.
     """
-    dtype = torch.promote_types(query.dtype, torch.float32)
-    with torch.autocast(query.device.type, enabled=False):
-        return query.to(dtype) @ keys.to(dtype).T / temperature
+    return fp32_einsum("nd,md->nm", query, keys) / temperature
+
+
+def fp32_einsum(equation: str, *operands: torch.Tensor) -> torch.Tensor:
+    """``torch.einsum(equation, *operands)`` in float32 at least, outside autocast (float64 stays float64)."""
+    with torch.autocast(operands[0].device.type, enabled=False):
+        return torch.einsum(equation, *(at_least_float32(x) for x in operands))
+
+
+def fp32_normalize(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (..., D) scaled to unit L2 norm along its last dimension, in float32 at least."""
+    return F.normalize(at_least_float32(x), dim=-1)
+
+
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 if it is in a lower precision (bf16, fp16); float32 and float64 stay as they are."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def contrastive_row_losses(
@@ -156,7 +174,7 @@ def nt_xent_loss(
         raise ValueError(f"z must be (N, K views, D); got {tuple(z.shape)}")
     n, k, _ = z.shape
     if normalize:
-        z = F.normalize(z, dim=-1)
+        z = fp32_normalize(z)
     candidates = gather_with_grad(z) if gather else z  # (M, K, D)
     m = candidates.shape[0]
     offset = get_rank() * n if gather else 0
@@ -211,8 +229,8 @@ def info_nce_loss(
     n = query.shape[0]
     negatives = None if negatives is None else negatives.detach()
     if normalize:
-        query, key = F.normalize(query, dim=-1), F.normalize(key, dim=-1)
-        negatives = None if negatives is None else F.normalize(negatives, dim=-1)
+        query, key = fp32_normalize(query), fp32_normalize(key)
+        negatives = None if negatives is None else fp32_normalize(negatives)
     keys = gather_with_grad(key) if gather else key  # (M, D)
     offset = get_rank() * n if gather else 0
     positive = _extra_positives(n, keys.shape[0], offset, None, positive_mask, gather, query.device)
@@ -245,7 +263,7 @@ def cross_modal_info_nce_loss(
         positive_mask: (N, N·world) bool, extra positives of a-rows among b-rows (transposed for b→a).
     """
     if normalize:
-        a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+        a, b = fp32_normalize(a), fp32_normalize(b)
     common = dict(positive_reduction=positive_reduction, normalize=False, gather=gather)
     loss_ab = info_nce_loss(a, b, temperature, positive_mask=positive_mask, **common)
     if not symmetric:

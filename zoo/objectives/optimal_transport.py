@@ -31,6 +31,7 @@ from collections.abc import Sequence
 
 import torch
 
+from zoo.objectives.infonce import at_least_float32
 from zoo.objectives.sinkhorn import sinkhorn
 
 __all__ = ["temporal_log_prior", "temporal_ot_assignment"]
@@ -94,14 +95,14 @@ def temporal_ot_assignment(
     if scores.ndim != 2:
         raise ValueError(f"scores must be (N frames, K clusters); got {tuple(scores.shape)}")
     num_frames, num_clusters = scores.shape
-    log_kernel = scores.detach() / epsilon  # (N, K)
+    log_kernel = at_least_float32(scores.detach()) / epsilon  # (N, K), float32 under autocast: ε divides
     if temporal:
         lengths = [num_frames] if video_lengths is None else list(video_lengths)
         if sum(lengths) != num_frames or min(lengths) < 1:
             raise ValueError(f"video_lengths {lengths} must be positive and sum to the {num_frames} frames")
         log_prior = torch.cat(
             [
-                temporal_log_prior(length, num_clusters, sigma, dtype=scores.dtype, device=scores.device)
+                temporal_log_prior(length, num_clusters, sigma, dtype=log_kernel.dtype, device=scores.device)
                 for length in lengths
             ]
         )  # (N, K)

@@ -16,6 +16,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from zoo.objectives.infonce import fp32_logits, fp32_normalize
+
 __all__ = ["batch_hard_triplet_loss", "max_margin_ranking_loss", "pairwise_euclidean_distance"]
 
 
@@ -29,8 +31,9 @@ def pairwise_euclidean_distance(x: torch.Tensor, squared: bool = False) -> torch
         x: (N, D) embeddings.
         squared: return squared distances.
     """
-    norms = x.pow(2).sum(dim=1)  # (N,)
-    distance = (norms[:, None] + norms[None, :] - 2 * x @ x.T).clamp_min(1e-12)  # (N, N)
+    gram = fp32_logits(x, x)  # (N, N) float32 under autocast: in bf16 the difference below cancels to noise
+    norms = gram.diagonal()  # (N,)
+    distance = (norms[:, None] + norms[None, :] - 2 * gram).clamp_min(1e-12)  # (N, N)
     return distance if squared else distance.sqrt()
 
 
@@ -60,7 +63,7 @@ def batch_hard_triplet_loss(
             f"embeddings must be (N, D) and labels (N,); got {tuple(embeddings.shape)}, {tuple(labels.shape)}"
         )
     if normalize:
-        embeddings = F.normalize(embeddings, dim=1)
+        embeddings = fp32_normalize(embeddings)
     distance = pairwise_euclidean_distance(embeddings, squared)  # (N, N)
     same = labels[:, None] == labels[None, :]  # (N, N)
     positive = same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from zoo.methods.mmp import conditional_cross_lingual_loss
 from zoo.methods.videoqa import masked_positive_loss
 from zoo.objectives.context_motion import keyed_info_nce_loss
+from zoo.objectives.distillation import layer_distillation_loss
 from zoo.objectives.gdt import cross_view_nce_loss, gdt_nce_loss
 from zoo.objectives.hashing import joint_multilabel_loss
 from zoo.objectives.infonce import cross_modal_info_nce_loss, info_nce_loss, nt_xent_loss
@@ -85,6 +86,13 @@ CASES: dict[str, tuple[Callable[..., torch.Tensor], tuple[torch.Tensor, ...]]] =
     "tot_optimal_transport_codes": (
         lambda scores: temporal_ot_assignment(scores, 0.08, 1.5, video_lengths=[5, 7], distributed=False),
         (_unit(N, 6, seed=0),),
+    ),
+    "elo_layer_distillation": (
+        layer_distillation_loss,
+        (
+            torch.randn(N, D, generator=torch.Generator().manual_seed(0)),
+            torch.randn(N, D, generator=torch.Generator().manual_seed(1)),
+        ),
     ),
     "videoqa_masked_positive": (
         lambda anchor, candidates: masked_positive_loss(

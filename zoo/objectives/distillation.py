@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from zoo.objectives.infonce import at_least_float32
+
 __all__ = ["layer_distillation_loss", "pool_channels"]
 
 
@@ -37,4 +39,5 @@ def layer_distillation_loss(
         )
     if detach_teacher:
         teacher = teacher.detach()
+    student, teacher = at_least_float32(student), at_least_float32(teacher)  # the difference in float32
     return (student - teacher).square().mean(dim=1).mean()

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zoo.models.layers.conv import Conv2d, Conv3d, needs_float32_on_cpu
+from zoo.models.layers.conv import Conv2d, Conv3d, needs_float32_on_cpu, use_zoo_convolutions
 from zoo.registry import build
 
 REL_TOL = 0.02
@@ -103,6 +103,27 @@ def test_state_dict_is_the_plain_layers():
     plain.load_state_dict(conv.state_dict())
     x = torch.randn(1, 3, 4, 16, 16)
     torch.testing.assert_close(conv(x), plain(x), rtol=0, atol=0)
+
+
+def test_a_model_built_elsewhere_is_converted_in_place():
+    torch.manual_seed(0)
+    plain = torch.nn.Sequential(
+        torch.nn.Conv3d(8, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 1)
+    )
+    state = {k: v.clone() for k, v in plain.state_dict().items()}
+    converted = use_zoo_convolutions(plain)
+    assert converted is plain
+    assert type(plain[0]) is Conv3d and type(plain[2]) is Conv2d and type(plain[1]) is torch.nn.ReLU
+    for name, value in plain.state_dict().items():
+        assert torch.equal(value, state[name])
+    x = torch.randn(4, 8, 2, 4, 4).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = plain[0](x)
+    grad_out = (torch.randn(y.shape) * 1e-2).bfloat16()
+    _leave_nan_in_freed_memory()
+    y.backward(grad_out)
+    expected = torch.nn.grad.conv3d_weight(x.float(), plain[0].weight.shape, grad_out.float(), 1, 1)
+    assert _relative_error(plain[0].weight.grad, expected) < REL_TOL
 
 
 def _gradients(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> torch.Tensor:

@@ -7,7 +7,8 @@ in real networks: the 3-tap temporal kernels of a video ResNet's last stage see 
 been halved three times. The forward pass and the input gradient are right. :class:`Conv2d` and :class:`Conv3d`
 run exactly those convolutions in float32 when bf16 is in use on CPU (autocast or bf16 tensors) and a weight
 gradient is wanted, and return bf16 as the plain layer would; every other convolution — all of them on GPUs — is
-the plain layer's. Every model of zoo builds its convolutions from this module.
+the plain layer's. Every model of zoo builds its convolutions from this module; :func:`use_zoo_convolutions`
+converts another model's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Conv2d", "Conv3d", "needs_float32_on_cpu"]
+__all__ = ["Conv2d", "Conv3d", "needs_float32_on_cpu", "use_zoo_convolutions"]
 
 
 def _bf16_in_use(input: torch.Tensor) -> bool:
@@ -54,3 +55,14 @@ class Conv2d(_CPUBf16SafeConv, nn.Conv2d):
 
 class Conv3d(_CPUBf16SafeConv, nn.Conv3d):
     """``nn.Conv3d`` (same arguments, same state dict) that trains correctly in bf16 on CPU."""
+
+
+def use_zoo_convolutions(model: nn.Module) -> nn.Module:
+    """Make every plain ``nn.Conv2d`` / ``nn.Conv3d`` of ``model`` one of this module's, in place (same weights,
+    same state dict), so a model built elsewhere trains correctly in bf16 on CPU too; returns ``model``."""
+    for module in model.modules():
+        if type(module) is nn.Conv2d:
+            module.__class__ = Conv2d
+        elif type(module) is nn.Conv3d:
+            module.__class__ = Conv3d
+    return model

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zoo.objectives.infonce import fp32_logits
+from zoo.objectives.infonce import at_least_float32, fp32_logits
 
 __all__ = ["intra_inter_triplet_loss", "moco_logits", "moco_loss"]
 
@@ -53,9 +53,7 @@ def moco_logits(
     _check_rows("keys", keys, queries)
     if queue.ndim != 2 or queue.shape[1] != queries.shape[1]:
         raise ValueError(f"queue must be (K, {queries.shape[1]}), got {tuple(queue.shape)}")
-    queries = queries.to(
-        torch.promote_types(queries.dtype, torch.float32)
-    )  # the logits in float32 under autocast
+    queries = at_least_float32(queries)  # the logits in float32 under autocast
     positive = (queries * keys.detach()).sum(dim=1, keepdim=True)  # (B, 1)
     columns = [positive, fp32_logits(queries, queue.detach())]  # (B, 1), (B, K)
     if intra_negatives is not None:

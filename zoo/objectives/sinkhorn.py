@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 
 from zoo.objectives.distributed import is_distributed
+from zoo.objectives.infonce import at_least_float32
 
 __all__ = ["SinkhornKnoppResult", "sinkhorn", "sinkhorn_knopp", "sinkhorn_swav"]
 
@@ -103,9 +104,7 @@ def sinkhorn(
         raise ValueError(f"log_kernel must be (N samples, K clusters); got {tuple(log_kernel.shape)}")
     if num_iters < 1:
         raise ValueError(f"num_iters must be at least 1, got {num_iters}")
-    log_kernel = log_kernel.to(
-        torch.promote_types(log_kernel.dtype, torch.float32)
-    )  # not in bf16 under autocast
+    log_kernel = at_least_float32(log_kernel)  # not in bf16 under autocast
     n, k = log_kernel.shape
     c, r = _marginals(n, k, sample_marginal, cluster_marginal, log_kernel, distributed)
     if log_domain:
